@@ -1,0 +1,54 @@
+"""The command line, end to end, as a user runs it (subprocesses)."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import DATA, TINY_RECIPE
+
+
+def uq(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "uniqsar.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_fit_predict_info(tmp_path):
+    run = tmp_path / "run"
+    r = uq("fit", DATA / "bbb_martins_200.csv", "--target", "Y", "--preset", TINY_RECIPE, "--seed", "1",
+           "--n-jobs", "2", "--out", run)
+    assert r.returncode == 0, r.stderr
+    assert "featurized" in r.stderr and "best CV" in r.stderr  # progress output
+    assert "ENSEMBLE" in r.stdout
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"name": ["eth", "bad", "benz"], "SMILES": ["CCO", "xx(", "c1ccccc1"]}).to_csv(new, index=False)
+    r = uq("predict", run, new, "--out", tmp_path / "pred.csv")
+    assert r.returncode == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
+    assert list(pred["name"]) == ["eth", "bad", "benz"]
+    assert list(pred.columns) == ["name", "SMILES", "Y_pred", "Y_prob", "error"]
+    assert pred.loc[1, "error"].startswith("invalid SMILES") and pred.loc[1, "Y_pred"] == ""
+    r = uq("info", run)
+    assert r.returncode == 0 and "roc_auc" in r.stdout and "nested" in r.stdout
+    r = uq("info", run, "--json")
+    assert json.loads(r.stdout)["manifest"]["targets"]["Y"]["task"] == "binary"
+
+
+def test_clear_errors(tmp_path):
+    csv = tmp_path / "x.csv"
+    pd.DataFrame({"mol": ["CCO", "CCN"], "Y": [1, 2]}).to_csv(csv, index=False)
+    r = uq("fit", csv, "--target", "Y", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "SMILES column" in r.stderr and "mol" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = uq("fit", csv, "--target", "Y", "--preset", "nope", "--out", tmp_path / "o2")
+    assert r.returncode == 2 and "unknown preset" in r.stderr and "fast" in r.stderr
+    r = uq("predict", tmp_path, csv, "--out", tmp_path / "p.csv")
+    assert r.returncode == 2 and "not a uniqsar run directory" in r.stderr
+    r = uq("fit", csv, "--target", "Y", "--learners", "nosuch", "--out", tmp_path / "o3")
+    assert r.returncode == 2 and "lightgbm" in r.stderr
+
+
+def test_help_lists_learners_and_presets():
+    r = uq("fit", "--help")
+    assert r.returncode == 0
+    for word in ("lightgbm", "linear", "fast", "default", "best", "--time-budget", "--smiles-col"):
+        assert word in r.stdout

@@ -1,0 +1,138 @@
+"""End-to-end through the Python API on ~200 molecules with a tiny recipe."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import DATA, TINY_RECIPE
+from uniqsar import AutoQSAR, load_run
+from uniqsar.io.artifacts import RunDirError
+
+
+def _with_bad_rows(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    bad = pd.DataFrame({col: ["not_a_smiles", "", None, "C1CC"], "Y": [1.0, 0.0, 1.0, 0.0]})
+    out = pd.concat([df.iloc[:50], bad.iloc[:2], df.iloc[50:120], bad.iloc[2:], df.iloc[120:]], ignore_index=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reg_run(tmp_path_factory):
+    df = pd.read_csv(DATA / "caco2_wang_200.csv")
+    out = tmp_path_factory.mktemp("runs") / "caco2"
+    model = AutoQSAR(preset=TINY_RECIPE, seed=3).fit(_with_bad_rows(df, "Drug"), target="Y", out=out)
+    return model, df, out
+
+
+@pytest.fixture(scope="module")
+def bin_run(tmp_path_factory):
+    df = pd.read_csv(DATA / "bbb_martins_200.csv")
+    out = tmp_path_factory.mktemp("runs") / "bbb"
+    return AutoQSAR(preset=TINY_RECIPE, seed=1).fit(df, target="Y", out=out), df, out
+
+
+def test_run_directory_is_plain_files(reg_run):
+    _, _, out = reg_run
+    for name in ["manifest.json", "recipe.toml", "ensemble.json", "oof.csv", "leaderboard.csv", "metrics.json",
+                 "data_report.json", "featurizers.json", "optuna.journal"]:
+        hits = list(out.rglob(name))
+        assert hits, f"{name} missing"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["format_version"] == 1
+    assert manifest["targets"]["Y"]["task"] == "regression"
+    assert {"rdkit", "lightgbm", "optuna"} <= set(manifest["versions"])
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["n_invalid"] == 4 and report["n_valid"] == 200
+    assert {e["reason"] for e in report["invalid_examples"]} >= {"invalid SMILES: could not parse", "empty SMILES"}
+    # no pickles anywhere in the run directory
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert p.suffix not in {".pkl", ".pickle", ".joblib"}, p
+
+
+def test_predict_keeps_every_row_in_order(reg_run):
+    model, df, _ = reg_run
+    mixed = _with_bad_rows(df, "Drug")
+    mixed["extra"] = np.arange(len(mixed))
+    res = model.predict(mixed)
+    assert len(res) == len(mixed)
+    assert list(res["extra"]) == list(range(len(mixed)))
+    assert list(res.columns[: len(mixed.columns)]) == list(mixed.columns)
+    bad = res["Drug"].isin(["not_a_smiles", "C1CC"]) | res["Drug"].isna() | (res["Drug"] == "")
+    assert res.loc[bad, "Y_pred"].isna().all()
+    assert (res.loc[bad, "error"] != "").all()
+    assert res.loc[~bad, "Y_pred"].notna().all()
+    assert (res.loc[~bad, "error"] == "").all()
+    # a molecule's prediction does not depend on its row position or neighbours
+    single = model.predict([mixed.loc[~bad, "Drug"].iloc[7]])
+    assert single[0] == pytest.approx(res.loc[~bad, "Y_pred"].iloc[7])
+
+
+def test_save_load_identical_predictions(reg_run):
+    model, df, out = reg_run
+    smiles = df["Drug"].tolist()[:40]
+    a = model.predict(smiles)
+    b = load_run(out).predict(smiles)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_binary_outputs(bin_run):
+    model, df, out = bin_run
+    res = load_run(out).predict(df[["Drug"]])
+    assert set(res["Y_pred"].dropna().unique()) <= {0, 1}
+    assert res["Y_prob"].between(0, 1).all()
+    assert ((res["Y_prob"] >= 0.5).astype(int) == res["Y_pred"]).all()
+    board = model.leaderboard()
+    assert "ENSEMBLE" in set(board["candidate"])
+    metrics = json.loads((out / "metrics.json").read_text())["Y"]
+    assert metrics["metric"] == "roc_auc" and 0.6 < metrics["cv_score_ensemble"] <= 1
+
+
+def test_stacker_not_worse_than_best_member(reg_run, bin_run):
+    for _, _, out in (reg_run, bin_run):
+        ens = json.loads((out / "targets" / "Y" / "ensemble.json").read_text())
+        best = ens["best_single"]["cv_score"]
+        ins = ens["cv_score_in_sample"]
+        if ens["metric"] == "mae":
+            assert ins <= best + 1e-9
+            assert ens["cv_score_nested"] <= best * 1.05  # honest score: within noise of the best member
+        else:
+            assert ins >= best - 1e-9
+            assert ens["cv_score_nested"] >= best - 0.03
+
+
+def test_same_seed_same_predictions(tmp_path, bin_run):
+    _, df, out1 = bin_run
+    model2 = AutoQSAR(preset=TINY_RECIPE, seed=1).fit(df, target="Y", out=tmp_path / "again")
+    smiles = df["Drug"].tolist()
+    np.testing.assert_array_equal(load_run(out1).predict(smiles), model2.predict(smiles))
+
+
+def test_existing_out_dir_is_not_overwritten(bin_run):
+    _, df, out = bin_run
+    with pytest.raises(FileExistsError, match="--resume"):
+        AutoQSAR(preset=TINY_RECIPE).fit(df, target="Y", out=out)
+
+
+def test_incomplete_run_is_refused(tmp_path, reg_run):
+    _, _, out = reg_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    with pytest.raises(RunDirError, match="did not finish"):
+        load_run(broken)
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(RunDirError, match="format version"):
+        load_run(broken)
+
+
+def test_multi_target(tmp_path):
+    df = pd.read_csv(DATA / "caco2_wang_200.csv")
+    df["Y2"] = (df["Y"] > df["Y"].median()).astype(int)
+    df.loc[::7, "Y"] = np.nan  # missing values are skipped for that target only
+    model = AutoQSAR(preset=TINY_RECIPE, seed=2).fit(df, target=["Y", "Y2"], out=tmp_path / "multi")
+    res = model.predict(df[["Drug"]].iloc[:10])
+    assert {"Y_pred", "Y2_pred", "Y2_prob", "error"} <= set(res.columns)
+    report = json.loads((tmp_path / "multi" / "data_report.json").read_text())
+    assert report["targets"]["Y"]["n_train"] < report["targets"]["Y2"]["n_train"]

@@ -1,0 +1,61 @@
+"""Python API: ``AutoQSAR(...).fit(df).predict(smiles)`` and ``load_run(path)``."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from uniqsar.pipeline.fit import FitOptions, fit
+from uniqsar.pipeline.predict import Run
+from uniqsar.util import parse_duration
+
+
+def load_run(path, **kwargs) -> Run:
+    """Load a finished run directory (never executes code from it)."""
+    return Run(path, **kwargs)
+
+
+class AutoQSAR:
+    """One-call AutoML for molecular properties.
+
+    >>> model = AutoQSAR(preset="fast", seed=1).fit("data.csv", target="Y", out="runs/x")
+    >>> model.predict(["CCO", "c1ccccc1"])
+    """
+
+    def __init__(self, task: str = "auto", preset: str = "default", seed: int = 1, n_jobs: int = 1,
+                 time_budget=None, cache_dir=None, learners=(), storage: str | None = None):
+        self.task = task
+        self.preset = preset
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.time_budget = time_budget
+        self.cache_dir = cache_dir
+        self.learners = tuple(learners)
+        self.storage = storage
+        self.run_: Run | None = None
+
+    def fit(self, data, target, smiles_col: str | None = None, out=None, resume: bool = False) -> "AutoQSAR":
+        targets = (target,) if isinstance(target, str) else tuple(target)
+        if out is None:
+            out = Path(tempfile.mkdtemp(prefix="uniqsar-run-"))
+        opts = FitOptions(targets=targets, smiles_col=smiles_col, task=self.task, preset=self.preset, seed=self.seed,
+                          n_jobs=self.n_jobs, time_budget=parse_duration(self.time_budget), cache_dir=self.cache_dir,
+                          learners=self.learners, storage=self.storage, resume=resume)
+        self.run_ = Run(fit(data, out, opts), cache_dir=self.cache_dir)
+        return self
+
+    def _run(self) -> Run:
+        if self.run_ is None:
+            raise RuntimeError("call fit() first (or use load_run for a saved run)")
+        return self.run_
+
+    def predict(self, data, smiles_col: str | None = None):
+        return self._run().predict(data, smiles_col)
+
+    def leaderboard(self) -> pd.DataFrame:
+        return self._run().leaderboard()
+
+    @property
+    def run_dir(self) -> Path:
+        return self._run().path

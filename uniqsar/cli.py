@@ -1,0 +1,155 @@
+"""Command line: parse arguments, make one library call per subcommand, print errors plainly."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EPILOG_FIT = """examples:
+  uniqsar fit data.csv --target Y --preset fast --out runs/first
+  uniqsar fit data.csv --target logS --target logD --time-budget 20m --n-jobs 2 --out runs/sol
+  uniqsar fit data.csv --target Y --learners lightgbm,linear --out runs/gbdt_only
+"""
+
+
+def _learner_help() -> str:
+    from uniqsar.registry import LEARNERS, load_all
+
+    load_all()
+    return ", ".join(sorted(LEARNERS))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from uniqsar import __version__
+    from uniqsar.config import available_presets
+
+    p = argparse.ArgumentParser(prog="uniqsar", description="AutoML for molecular property prediction (QSAR).")
+    p.add_argument("--version", action="version", version=f"uniqsar {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fit", help="train an ensemble on a labeled CSV", epilog=EPILOG_FIT,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("data", help="CSV (or TSV) with a SMILES column and target column(s)")
+    f.add_argument("--target", action="append", required=True, help="target column (repeat for several)")
+    f.add_argument("--smiles-col", help="SMILES column (default: auto-detect smiles/SMILES/Drug/canonical_smiles)")
+    f.add_argument("--task", default="auto", choices=["auto", "regression", "binary"])
+    f.add_argument("--preset", default="default",
+                   help=f"preset name ({', '.join(available_presets())}) or path to a recipe TOML")
+    f.add_argument("--time-budget", help="wall-clock limit for the whole fit, e.g. 90s, 10m, 1h30m")
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--n-jobs", type=int, default=1, help="parallel processes (trials, featurization); -1 = all cores")
+    f.add_argument("--learners", help=f"comma-separated learners to keep from the recipe; available: {_learner_help()}")
+    f.add_argument("--metric", help="metric to optimize (default: mae for regression, roc_auc for binary)")
+    f.add_argument("--target-transform", default="auto", choices=["auto", "none", "log10p1"],
+                   help="regression target transform (auto: log10(1+y) for non-negative right-skewed targets)")
+    f.add_argument("--cache-dir", help="feature cache directory (default: $UNIQSAR_CACHE_DIR or ~/.cache/uniqsar)")
+    f.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    f.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run directory)")
+    f.add_argument("--resume", action="store_true", help="continue a run in an existing --out directory")
+    f.add_argument("--out", required=True, help="run directory to create")
+
+    pr = sub.add_parser("predict", help="predict new molecules with a run directory")
+    pr.add_argument("run", help="run directory written by `uniqsar fit`")
+    pr.add_argument("data", help="CSV with a SMILES column")
+    pr.add_argument("--smiles-col")
+    pr.add_argument("--out", required=True, help="output CSV: input columns + <T>_pred [<T>_prob] + error")
+    pr.add_argument("--n-jobs", type=int, default=1)
+    pr.add_argument("--cache-dir")
+
+    i = sub.add_parser("info", help="summarize a run directory")
+    i.add_argument("run")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def cmd_fit(a) -> int:
+    from uniqsar.pipeline.fit import FitOptions, fit
+    from uniqsar.util import parse_duration
+
+    learners = tuple(x.strip() for x in a.learners.split(",") if x.strip()) if a.learners else ()
+    if learners:
+        from uniqsar.registry import LEARNERS, load_all
+
+        load_all()
+        unknown = [x for x in learners if x not in LEARNERS]
+        if unknown:
+            raise ValueError(f"unknown learner(s) {unknown}; available: {_learner_help()}")
+    opts = FitOptions(targets=tuple(a.target), smiles_col=a.smiles_col, task=a.task, preset=a.preset, seed=a.seed,
+                      n_jobs=a.n_jobs, time_budget=parse_duration(a.time_budget), cache_dir=a.cache_dir,
+                      use_cache=not a.no_cache, learners=learners,
+                      metric={t: a.metric for t in a.target} if a.metric else {}, storage=a.storage, resume=a.resume,
+                      target_transform=a.target_transform)
+    out = fit(a.data, a.out, opts)
+    print(info_text(out))
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from uniqsar.pipeline.predict import Run, predict_csv
+    from uniqsar.util import log
+
+    run = Run(a.run, cache_dir=a.cache_dir, n_jobs=a.n_jobs)
+    n = predict_csv(run, a.data, a.out, a.smiles_col)
+    log(f"wrote {n} rows to {a.out}")
+    return 0
+
+
+def info_text(path) -> str:
+    import pandas as pd
+
+    from uniqsar.io.artifacts import check_run_dir, read_json
+
+    path = check_run_dir(path)
+    m = read_json(path / "manifest.json")
+    rep = read_json(path / "data_report.json")
+    metrics = read_json(path / "metrics.json")
+    lines = [f"run {path}", f"  preset {m['preset']}, seed {m['seed']}, uniqsar {m['versions']['uniqsar']}, "
+             f"fit time {m['timings']['total_s']:.0f} s",
+             f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid"]
+    board = pd.read_csv(path / "leaderboard.csv")
+    for t, tm in m["targets"].items():
+        r = metrics[t]
+        lines.append(f"\ntarget {t}: {tm['task']}, {r['n_train']} training molecules, metric {r['metric']}")
+        lines.append(f"  ensemble CV {r['metric']} (nested, honest): {r['cv_score_ensemble']:.4f}; "
+                     f"best single learner {r['best_single']}: {r['cv_score_best_single']:.4f}")
+        sub = board[board["target"] == t][["candidate", "cv_score", "weight", "n_trials"]]
+        lines.append("  " + sub.to_string(index=False, float_format=lambda v: f"{v:.4f}").replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def cmd_info(a) -> int:
+    if a.json:
+        from uniqsar.io.artifacts import check_run_dir, read_json
+
+        path = check_run_dir(a.run)
+        print(json.dumps({"manifest": read_json(path / "manifest.json"), "metrics": read_json(path / "metrics.json")},
+                         indent=2))
+    else:
+        print(info_text(a.run))
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "predict": cmd_predict, "info": cmd_info}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.quiet:
+        import uniqsar.util
+
+        uniqsar.util.QUIET = True
+    try:
+        return COMMANDS[a.command](a)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"uniqsar {a.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

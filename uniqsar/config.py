@@ -1,0 +1,197 @@
+"""Frozen configuration. A recipe (TOML in ``uniqsar/recipes/``) maps 1:1 onto ``Recipe``.
+
+Recipes are data: they are parsed with ``tomllib`` and validated against the registries,
+never executed.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FeaturizerSpec:
+    alias: str
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    learner: str
+    features: tuple[str, ...]
+    n_trials: int = 10
+    params: dict[str, Any] = field(default_factory=dict)  # fixed params, override the search space
+    name: str = ""
+    search: bool = True  # false: no search space, the learner's defaults + params only
+
+    @property
+    def id(self) -> str:
+        return self.name or f"{self.learner}__{'+'.join(self.features) or 'smiles'}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str = ""
+    n_folds: int = 5
+    split: str = "scaffold"
+    featurizers: tuple[FeaturizerSpec, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    ensemble: str = "greedy"  # greedy | best | mean
+    ensemble_size: int = 50  # greedy selection rounds
+    top_trials: int = 3  # best trials of each model kept as stacking candidates
+    final: str = "refit"  # refit on all data | folds (average the CV fold models)
+    pruning: bool = True
+
+    def featurizer(self, alias: str) -> FeaturizerSpec:
+        for f in self.featurizers:
+            if f.alias == alias:
+                return f
+        return FeaturizerSpec(alias, alias, {})
+
+    def restrict(self, learners: list[str]) -> "Recipe":
+        models = tuple(m for m in self.models if m.learner in learners)
+        if not models:
+            have = sorted({m.learner for m in self.models})
+            raise ConfigError(f"none of {learners} is in recipe {self.name!r} (it has {have})")
+        return replace(self, models=models)
+
+    def scaled_trials(self, factor: float) -> "Recipe":
+        return replace(self, models=tuple(replace(m, n_trials=max(1, round(m.n_trials * factor))) for m in self.models))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "description": self.description,
+            "cv": {"n_folds": self.n_folds, "split": self.split},
+            "featurizers": {f.alias: {"key": f.key, **f.params} for f in self.featurizers},
+            "models": [
+                {"learner": m.learner, "features": list(m.features), "n_trials": m.n_trials,
+                 **({"params": m.params} if m.params else {}), **({"name": m.name} if m.name else {}),
+                 **({} if m.search else {"search": False})}
+                for m in self.models
+            ],
+            "ensemble": {"method": self.ensemble, "size": self.ensemble_size, "top_trials": self.top_trials},
+            "final": {"mode": self.final},
+            "tuning": {"pruning": self.pruning},
+        }
+
+
+def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
+    from uniqsar.registry import FEATURIZERS, LEARNERS, load_all
+
+    load_all()
+    known = {"name", "description", "cv", "featurizers", "models", "ensemble", "final", "tuning"}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"recipe {name!r}: unknown section(s) {sorted(unknown)}")
+    cv = d.get("cv", {})
+    feats = []
+    for alias, spec in d.get("featurizers", {}).items():
+        spec = dict(spec)
+        key = spec.pop("key", alias)
+        if key not in FEATURIZERS:
+            raise ConfigError(f"recipe {name!r}: unknown featurizer {key!r}; known: {sorted(FEATURIZERS)}")
+        feats.append(FeaturizerSpec(alias, key, spec))
+    aliases = {f.alias for f in feats}
+    models = []
+    for m in d.get("models", []):
+        if m.get("learner") not in LEARNERS:
+            raise ConfigError(f"recipe {name!r}: unknown learner {m.get('learner')!r}; known: {sorted(LEARNERS)}")
+        features = tuple(m.get("features", ()))
+        for f in features:
+            if f not in aliases and f not in FEATURIZERS:
+                raise ConfigError(f"recipe {name!r}: model {m['learner']} uses unknown features {f!r}")
+        if LEARNERS[m["learner"]].input == "features" and not features:
+            raise ConfigError(f"recipe {name!r}: learner {m['learner']!r} needs a features list")
+        models.append(ModelSpec(m["learner"], features, int(m.get("n_trials", 10)), dict(m.get("params", {})),
+                                m.get("name", ""), bool(m.get("search", True))))
+    if not models:
+        raise ConfigError(f"recipe {name!r} has no [[models]]")
+    ids = [m.id for m in models]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"recipe {name!r}: duplicate model ids {ids}; give them distinct `name`s")
+    ens = d.get("ensemble", {})
+    recipe = Recipe(
+        name=d.get("name", name), description=d.get("description", ""),
+        n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
+        featurizers=tuple(feats), models=tuple(models),
+        ensemble=ens.get("method", "greedy"), ensemble_size=int(ens.get("size", 50)),
+        top_trials=int(ens.get("top_trials", 3)),
+        final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
+    )
+    if recipe.ensemble not in {"greedy", "best", "mean"}:
+        raise ConfigError(f"recipe {name!r}: ensemble method must be greedy, best or mean")
+    if recipe.final not in {"refit", "folds"}:
+        raise ConfigError(f"recipe {name!r}: final mode must be refit or folds")
+    if recipe.n_folds < 2:
+        raise ConfigError(f"recipe {name!r}: cv.n_folds must be >= 2")
+    return recipe
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml") if not p.stem.startswith("pretrain"))
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A preset name (``fast``, ``default``, ``best``, ...) or a path to a TOML recipe."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ConfigError(f"unknown preset {name_or_path!r}; available: {', '.join(available_presets())}")
+    if not path.exists():
+        raise ConfigError(f"recipe file not found: {path}")
+    with open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return recipe_from_dict(data, name=path.stem)
+
+
+def dump_toml(d: dict, prefix: str = "") -> str:
+    """Minimal TOML writer for recipe dicts (tables, arrays of tables, scalars, lists)."""
+    import json
+
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    lines, tables = [], []
+    for k, v in d.items():
+        if isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()) and v:
+            tables.append((k, v, "table"))
+        elif isinstance(v, dict):
+            tables.append((k, v, "flat"))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            tables.append((k, v, "array"))
+        else:
+            lines.append(f"{k} = {val(v)}")
+    for k, v, kind in tables:
+        name = f"{prefix}{k}"
+        if kind == "array":
+            for item in v:
+                lines += ["", f"[[{name}]]"] + [f"{a} = {val(b)}" for a, b in item.items()]
+        elif kind == "table":
+            lines += ["", f"[{name}]"] + [f"{a} = {val(b)}" for a, b in v.items()]
+        else:
+            lines += ["", f"[{name}]"] + [f"{a} = {val(b)}" for a, b in v.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Featurizer interface.
+
+A featurizer is stateless: a registry ``key``, a ``version`` (bump it when the output changes),
+and JSON-able ``params``. ``compute(smiles)`` maps standardized canonical SMILES to a float32
+matrix ``(n, dim)``; a row that cannot be computed is all-NaN (never dropped). Subclasses either
+implement ``featurize_mol`` (one RDKit molecule -> 1-D vector; parallelized here over molecules)
+or override ``compute`` for batched work (e.g. neural embeddings).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+
+class Featurizer:
+    key: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: rows per process-pool task; featurizers that are fast per molecule want big chunks
+    chunk_size: ClassVar[int] = 256
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"featurizer {self.key!r} got unknown parameter(s) {sorted(unknown)}; "
+                f"allowed: {sorted(self.defaults)}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def cache_id(self) -> str:
+        """Stable identity of the output: key + version + hash of the params."""
+        blob = json.dumps(self.params, sort_keys=True, default=str)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return f"{self.key}-v{self.version}-{digest}"
+
+    def spec(self) -> dict[str, Any]:
+        return {"key": self.key, "version": self.version, "params": dict(self.params)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- computation ------------------------------------------------------------------------
+    def featurize_mol(self, mol) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _compute_chunk(self, smiles: Sequence[str]) -> np.ndarray:
+        from rdkit import Chem, RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        rows = []
+        for smi in smiles:
+            mol = Chem.MolFromSmiles(smi)
+            if mol is None:
+                rows.append(None)
+                continue
+            try:
+                rows.append(np.asarray(self.featurize_mol(mol), dtype=np.float64))
+            except Exception:  # a featurizer failing on one molecule must not kill the run
+                rows.append(None)
+        dim = next((r.shape[0] for r in rows if r is not None), None)
+        if dim is None:
+            return np.full((len(smiles), 0), np.nan, dtype=np.float32)
+        out = np.full((len(smiles), dim), np.nan, dtype=np.float32)
+        for i, r in enumerate(rows):
+            if r is not None:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[i] = np.clip(r, -3.0e38, 3.0e38)  # float32-safe; inf -> large, NaN kept
+        return out
+
+    def compute(self, smiles: Sequence[str], n_jobs: int = 1) -> np.ndarray:
+        smiles = list(smiles)
+        if not smiles:
+            return np.zeros((0, 0), dtype=np.float32)
+        size = self.chunk_size
+        chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
+        if n_jobs == 1 or len(chunks) == 1:
+            parts = [self._compute_chunk(c) for c in chunks]
+        else:
+            from joblib import Parallel, delayed
+
+            parts = Parallel(n_jobs=n_jobs)(delayed(self._compute_chunk)(c) for c in chunks)
+        dim = max(p.shape[1] for p in parts)
+        parts = [p if p.shape[1] == dim else np.full((len(p), dim), np.nan, np.float32) for p in parts]
+        return np.concatenate(parts, axis=0)

@@ -1,0 +1,78 @@
+"""Run directory I/O: plain JSON/CSV/TOML plus each learner's native model files.
+
+Loading never unpickles: JSON is parsed, learners are rebuilt from registry keys that must
+already exist in this installation, and their state comes from native formats.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def write_json(path: Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=_default, allow_nan=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    import uniqsar
+
+    out = {"uniqsar": uniqsar.__version__, "python": platform.python_version()}
+    for name in ("numpy", "pandas", "scikit-learn", "rdkit", "lightgbm", "optuna", "torch", "catboost"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+    return keep or "target"
+
+
+def check_run_dir(path) -> Path:
+    path = Path(path)
+    manifest = path / "manifest.json"
+    if not manifest.exists():
+        raise RunDirError(f"{path} is not a uniqsar run directory (no manifest.json)")
+    m = read_json(manifest)
+    version = m.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RunDirError(f"{path}: run format version {version} is not supported by this uniqsar "
+                          f"(expects {FORMAT_VERSION}); refit or use a matching uniqsar version")
+    if m.get("status") != "complete":
+        raise RunDirError(f"{path}: the run did not finish (status {m.get('status')!r}); resume or refit it")
+    return path

@@ -1,0 +1,156 @@
+"""Metric registry shared by the whole product.
+
+Every metric is a function ``f(y_true, y_pred) -> float`` on 1-D arrays with:
+
+* **NaN pairs ignored**: a pair is dropped when either ``y_true`` or ``y_pred`` is NaN;
+* **degenerate input gives NaN, never an exception**: nothing left after dropping NaN,
+  a single class for ``roc_auc``/``pr_auc``, a constant vector for ``spearman``/``pearson``,
+  fewer than two points for ``r2``.
+
+Binary metrics take scores/probabilities of the positive class in ``y_pred``
+(``accuracy`` thresholds them at 0.5, so hard 0/1 labels work too).
+
+The TDC ADMET group's official metrics map to: MAE -> ``mae``, Spearman -> ``spearman``
+(``scipy.stats.spearmanr``), AUROC -> ``roc_auc``, AUPRC -> ``pr_auc``
+(``sklearn.metrics.average_precision_score``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+REGRESSION = "regression"
+BINARY = "binary"
+TASK_KINDS = (REGRESSION, BINARY)
+
+#: Default model-selection metric per task kind; edit or pass ``defaults=`` to override.
+DEFAULT_METRICS: dict[str, str] = {REGRESSION: "mae", BINARY: "roc_auc"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: its function, its direction and the task kind it applies to."""
+
+    name: str
+    func: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool
+    task: str  # REGRESSION or BINARY
+
+    def __call__(self, y_true, y_pred) -> float:
+        yt, yp = _clean(y_true, y_pred)
+        if yt.size == 0:
+            return math.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant-input / ill-defined warnings -> NaN
+            return float(self.func(yt, yp))
+
+
+def _clean(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    yt = np.asarray(y_true, dtype=float).reshape(-1)
+    yp = np.asarray(y_pred, dtype=float).reshape(-1)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {yt.size} vs {yp.size}")
+    keep = ~(np.isnan(yt) | np.isnan(yp))
+    return yt[keep], yp[keep]
+
+
+def _two_classes(func: Callable[[np.ndarray, np.ndarray], float]):
+    def wrapped(yt: np.ndarray, yp: np.ndarray) -> float:
+        return func(yt, yp) if np.unique(yt).size == 2 else math.nan
+
+    return wrapped
+
+
+def _corr(func):
+    def wrapped(yt: np.ndarray, yp: np.ndarray) -> float:
+        if yt.size < 2 or np.ptp(yt) == 0 or np.ptp(yp) == 0:
+            return math.nan
+        return func(yt, yp)[0]
+
+    return wrapped
+
+
+def _rmse(yt: np.ndarray, yp: np.ndarray) -> float:
+    return math.sqrt(np.mean((yt - yp) ** 2))
+
+
+def _r2(yt: np.ndarray, yp: np.ndarray) -> float:
+    return skm.r2_score(yt, yp) if yt.size >= 2 else math.nan
+
+
+def _logloss(yt: np.ndarray, yp: np.ndarray) -> float:
+    return skm.log_loss(yt, np.clip(yp, 1e-15, 1 - 1e-15), labels=[0, 1])
+
+
+def _accuracy(yt: np.ndarray, yp: np.ndarray) -> float:
+    return float(np.mean(yt == (yp >= 0.5)))
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("mae", skm.mean_absolute_error, False, REGRESSION),
+        Metric("rmse", _rmse, False, REGRESSION),
+        Metric("r2", _r2, True, REGRESSION),
+        Metric("spearman", _corr(stats.spearmanr), True, REGRESSION),
+        Metric("pearson", _corr(stats.pearsonr), True, REGRESSION),
+        Metric("roc_auc", _two_classes(skm.roc_auc_score), True, BINARY),
+        Metric("pr_auc", _two_classes(skm.average_precision_score), True, BINARY),
+        Metric("logloss", _logloss, False, BINARY),
+        Metric("accuracy", _accuracy, True, BINARY),
+    )
+}
+
+_ALIASES = {"auroc": "roc_auc", "roc-auc": "roc_auc", "auprc": "pr_auc", "pr-auc": "pr_auc",
+            "log_loss": "logloss", "acc": "accuracy"}
+
+
+def get_metric(name: str | Metric) -> Metric:
+    """Look a metric up by name (case-insensitive; TDC spellings such as 'AUROC' accepted)."""
+    if isinstance(name, Metric):
+        return name
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in METRICS:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+    return METRICS[key]
+
+
+def score(metric: str | Metric, y_true, y_pred) -> float:
+    """Compute ``metric`` on (y_true, y_pred), ignoring NaN pairs; NaN when degenerate."""
+    return get_metric(metric)(y_true, y_pred)
+
+
+def metrics_for(task: str) -> list[str]:
+    """Names of the metrics that apply to a task kind ('regression' or 'binary')."""
+    _check_task(task)
+    return [m.name for m in METRICS.values() if m.task == task]
+
+
+def default_metric(task: str, defaults: dict[str, str] | None = None) -> str:
+    """Default selection metric for a task kind: ``mae`` (regression), ``roc_auc`` (binary)."""
+    _check_task(task)
+    name = (defaults or DEFAULT_METRICS)[task]
+    return get_metric(name).name
+
+
+def to_loss(metric: str | Metric, value: float) -> float:
+    """Turn a metric value into a loss to minimise (negated when greater is better).
+
+    NaN (a degenerate score) becomes +inf so it can never win a ``min``.
+    """
+    if value is None or math.isnan(value):
+        return math.inf
+    return -float(value) if get_metric(metric).greater_is_better else float(value)
+
+
+def _check_task(task: str) -> None:
+    if task not in TASK_KINDS:
+        raise ValueError(f"unknown task kind {task!r}; expected one of {TASK_KINDS}")

@@ -1,0 +1,113 @@
+"""Gradient-boosted trees: LightGBM (core) and CatBoost (optional extra). Native model files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from uniqsar.models.base import Learner
+from uniqsar.registry import register_learner
+
+
+@register_learner
+class LightGBM(Learner):
+    key = "lightgbm"
+    defaults = {
+        "n_estimators": 600, "learning_rate": 0.04, "num_leaves": 31, "min_child_samples": 10,
+        "feature_fraction": 0.3, "bagging_fraction": 0.8, "lambda_l2": 1.0, "lambda_l1": 1e-3,
+        "objective": None,
+    }
+
+    @staticmethod
+    def search_space(trial, task):
+        p = {
+            "n_estimators": trial.suggest_int("n_estimators", 100, 1500, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 3, 60, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.05, 0.9, log=True),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+            "lambda_l1": trial.suggest_float("lambda_l1", 1e-4, 3.0, log=True),
+        }
+        if task == "regression":
+            p["objective"] = trial.suggest_categorical("objective", ["regression", "huber"])
+        return p
+
+    def _lgb_params(self) -> dict:
+        p = {**self.defaults, **self.params}
+        objective = p["objective"] or ("binary" if self.task == "binary" else "regression")
+        return {
+            "objective": objective, "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
+            "min_child_samples": p["min_child_samples"], "feature_fraction": p["feature_fraction"],
+            "bagging_fraction": p["bagging_fraction"], "bagging_freq": 1 if p["bagging_fraction"] < 1 else 0,
+            "lambda_l2": p["lambda_l2"], "lambda_l1": p["lambda_l1"], "seed": self.seed,
+            "num_threads": self.n_threads, "deterministic": True, "force_col_wise": True, "verbose": -1,
+            "max_bin": 63, "feature_pre_filter": False,
+        }
+
+    def fit(self, X, y, X_valid=None, y_valid=None):
+        import lightgbm as lgb
+
+        p = {**self.defaults, **self.params}
+        data = lgb.Dataset(np.asarray(X, np.float32), label=np.asarray(y, float), free_raw_data=True)
+        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=int(p["n_estimators"]))
+        return self
+
+    def predict(self, X):
+        return self.booster_.predict(np.asarray(X, np.float32), num_threads=self.n_threads)
+
+    def _save_state(self, path: Path):
+        self.booster_.save_model(str(path / "model.txt"))
+
+    def _load_state(self, path: Path):
+        import lightgbm as lgb
+
+        self.booster_ = lgb.Booster(model_file=str(path / "model.txt"))
+
+
+@register_learner
+class CatBoost(Learner):
+    """CatBoost; with no params it is MapLight's setting (defaults + ``random_strength=2``)."""
+
+    key = "catboost"
+    defaults = {"iterations": 1000, "random_strength": 2.0, "regression_loss": "RMSE"}
+
+    @staticmethod
+    def search_space(trial, task):
+        return {
+            "iterations": trial.suggest_int("iterations", 200, 1500, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+            "depth": trial.suggest_int("depth", 4, 8),
+            "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.5, 30.0, log=True),
+            "random_strength": trial.suggest_float("random_strength", 0.5, 5.0, log=True),
+            "rsm": trial.suggest_float("rsm", 0.05, 0.5, log=True),
+        }
+
+    def _model(self):
+        import catboost as cb
+
+        p = {**self.defaults, **self.params}
+        loss = "Logloss" if self.task == "binary" else p["regression_loss"]
+        p.pop("regression_loss")
+        common = dict(p, loss_function=loss, random_seed=self.seed, thread_count=self.n_threads,
+                      verbose=0, allow_writing_files=False)
+        return cb.CatBoostClassifier(**common) if self.task == "binary" else cb.CatBoostRegressor(**common)
+
+    def fit(self, X, y, X_valid=None, y_valid=None):
+        self.model_ = self._model()
+        self.model_.fit(np.asarray(X, np.float32), np.asarray(y, float))
+        return self
+
+    def predict(self, X):
+        X = np.asarray(X, np.float32)
+        if self.task == "binary":
+            return self.model_.predict_proba(X)[:, 1]
+        return self.model_.predict(X)
+
+    def _save_state(self, path: Path):
+        self.model_.save_model(str(path / "model.cbm"))  # CatBoost's own binary format, not pickle
+
+    def _load_state(self, path: Path):
+        self.model_ = self._model()
+        self.model_.load_model(str(path / "model.cbm"))

@@ -1,0 +1,116 @@
+"""The fit orchestrator: data -> per-target tuning/stacking -> a complete run directory."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from uniqsar.config import dump_toml, load_recipe
+from uniqsar.data import transform as target_transform
+from uniqsar.data.dataset import prepare, read_table
+from uniqsar.featurize.cache import FeatureCache
+from uniqsar.featurize.matrix import FeatureStore
+from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, safe_name, write_json
+from uniqsar.metrics import default_metric
+from uniqsar.pipeline.target import TargetContext, fit_target
+from uniqsar.util import log, n_cores
+
+# Share of a time budget reserved for stacking, final refits and writing the run directory.
+FINAL_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    targets: tuple[str, ...]
+    smiles_col: str | None = None
+    task: str = "auto"
+    preset: str = "default"  # preset name or path to a recipe TOML
+    seed: int = 1
+    n_jobs: int = 1
+    time_budget: float | None = None  # seconds for the whole fit
+    cache_dir: str | None = None
+    use_cache: bool = True
+    learners: tuple[str, ...] = ()  # restrict the recipe to these learner keys
+    metric: dict = field(default_factory=dict)  # target -> metric name override
+    storage: str | None = None  # Optuna storage URL; default: journal file in the run dir
+    resume: bool = False
+    target_transform: str = "auto"  # none | log10p1 | auto (regression only)
+
+
+def _prepare_out(out: Path, resume: bool) -> None:
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FileExistsError(f"output directory {out} exists and is not empty; choose a new --out or pass --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def fit(data, out, options: FitOptions) -> Path:
+    """Run the whole AutoML on ``data`` (path or DataFrame) and write the run to ``out``."""
+    t_start = time.time()
+    deadline = t_start + options.time_budget if options.time_budget else None
+    out = Path(out)
+    recipe = load_recipe(options.preset)
+    if options.learners:
+        recipe = recipe.restrict(list(options.learners))
+    n_jobs = n_cores() if options.n_jobs in (0, -1) else max(1, options.n_jobs)
+    _prepare_out(out, options.resume)
+
+    df = read_table(data)
+    log(f"read {len(df)} rows; standardizing molecules")
+    ds = prepare(df, list(options.targets), options.smiles_col, options.task, n_jobs=n_jobs)
+    rep = ds.report
+    log(f"{rep['n_valid']} valid molecules, {rep['n_invalid']} invalid"
+        + (f" (e.g. row {rep['invalid_examples'][0]['row']}: {rep['invalid_examples'][0]['reason']})" if rep["n_invalid"] else ""))
+    for name, t in rep["targets"].items():
+        if t["n_duplicates_merged"] or t["n_conflicting"]:
+            log(f"target {name!r}: merged {t['n_duplicates_merged']} duplicate rows, {t['n_conflicting']} with conflicting labels")
+    write_json(out / "data_report.json", rep)
+    (out / "recipe.toml").write_text(f"# resolved recipe of this run (preset {options.preset!r})\n" + dump_toml(recipe.to_dict()))
+
+    used = sorted({a for m in recipe.models for a in m.features})
+    specs = {a: {"key": recipe.featurizer(a).key, "params": recipe.featurizer(a).params} for a in used}
+    store = FeatureStore(specs, FeatureCache(options.cache_dir, enabled=options.use_cache), n_jobs=n_jobs)
+
+    manifest = {
+        "format_version": FORMAT_VERSION, "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
+        "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
+        "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
+                        "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
+    }
+    write_json(out / "manifest.json", manifest)
+
+    rows, metrics, timings = [], {}, {}
+    n_targets = len(ds.targets)
+    for i, (name, data_t) in enumerate(ds.targets.items()):
+        t0 = time.time()
+        tune_deadline = final_deadline = None
+        if deadline is not None:
+            share = (deadline - time.time()) / (n_targets - i)
+            tune_deadline = time.time() + share * (1 - FINAL_SHARE)
+            final_deadline = time.time() + share
+        transform = target_transform.choose(options.target_transform, data_t.y, data_t.task)
+        manifest["targets"][name]["transform"] = transform
+        ctx = TargetContext(out, recipe, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
+                            options.storage, tune_deadline, final_deadline, transform)
+        res = fit_target(ctx, data_t)
+        rows += res["rows"]
+        ens = res["ensemble"]
+        metrics[name] = {"metric": ens["metric"], "cv_score_ensemble": ens["cv_score_nested"],
+                         "cv_score_best_single": ens["best_single"]["cv_score"], "best_single": ens["best_single"]["id"],
+                         "n_train": int(len(data_t.y))}
+        timings[name] = round(time.time() - t0, 2)
+
+    board = pd.DataFrame(rows)
+    board.to_csv(out / "leaderboard.csv", index=False)
+    oofs = [pd.read_csv(out / m["dir"] / "oof.csv").assign(target=n)[["target", "smiles", "y", "fold", "ensemble_nested"]]
+            for n, m in manifest["targets"].items()]
+    pd.concat(oofs).to_csv(out / "oof.csv", index=False)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a)} for a, s in specs.items()})
+    manifest.update(status="complete", featurizers=specs,
+                    timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
+    write_json(out / "manifest.json", manifest)
+    log(f"done in {time.time() - t_start:.1f} s -> {out}")
+    return out

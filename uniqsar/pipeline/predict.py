@@ -1,0 +1,111 @@
+"""Predict with a finished run directory. Every input row comes back, in order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uniqsar.data import transform as target_transform
+from uniqsar.data.dataset import find_smiles_column, standardize_column
+from uniqsar.featurize.cache import FeatureCache
+from uniqsar.featurize.matrix import FeatureStore
+from uniqsar.io.artifacts import check_run_dir, read_json
+from uniqsar.registry import get_learner_class
+
+
+class Run:
+    """A loaded run directory. Builds learners from registry keys + native files only."""
+
+    def __init__(self, path, cache_dir=None, use_cache: bool = True, n_jobs: int = 1):
+        self.path = check_run_dir(path)
+        self.manifest = read_json(self.path / "manifest.json")
+        self.n_jobs = n_jobs
+        self._cache = FeatureCache(cache_dir, enabled=use_cache)
+        self.ensembles = {t: read_json(self.path / m["dir"] / "ensemble.json")
+                          for t, m in self.manifest["targets"].items()}
+        self._learners: dict[str, list] = {}
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.manifest["targets"])
+
+    def task(self, target: str) -> str:
+        return self.manifest["targets"][target]["task"]
+
+    def _members(self, target: str):
+        if target not in self._learners:
+            loaded = []
+            for m in self.ensembles[target]["members"]:
+                cls = get_learner_class(m["learner"])
+                mdir = (self.path / m["path"]).resolve()
+                if self.path.resolve() not in mdir.parents:
+                    raise ValueError(f"member path {m['path']!r} points outside the run directory")
+                parts = sorted(p for p in mdir.iterdir() if p.is_dir())
+                loaded.append((m, [cls.load(p) for p in parts]))
+            self._learners[target] = loaded
+        return self._learners[target]
+
+    def leaderboard(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "leaderboard.csv")
+
+    def predict_canonical(self, canonical: list[str]) -> dict[str, np.ndarray]:
+        """Raw predictions (value, or probability of class 1) per target for valid SMILES."""
+        store = FeatureStore(self.manifest["featurizers"], self._cache, n_jobs=self.n_jobs, verbose=False)
+        out = {}
+        for target in self.targets:
+            pred = np.zeros(len(canonical))
+            for member, models in self._members(target):
+                X = store.matrix(member["features"], canonical)
+                raw = np.mean([m.predict(X) for m in models], axis=0)
+                pred += member["weight"] * target_transform.inverse(self.ensembles[target].get("transform", "none"), raw)
+            out[target] = pred
+        return out
+
+    def predict_frame(self, df: pd.DataFrame, smiles_col: str | None = None) -> pd.DataFrame:
+        """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary) and ``error`` columns appended."""
+        col = find_smiles_column(df, smiles_col or (self.manifest["smiles_col"] if self.manifest["smiles_col"] in df.columns else None))
+        rows = standardize_column(df, col, n_jobs=self.n_jobs)
+        valid = (rows["error"] == "").to_numpy()
+        canonical = rows["canonical"][valid].tolist()
+        preds = self.predict_canonical(canonical) if canonical else {t: np.zeros(0) for t in self.targets}
+        out = df.copy()
+        for target in self.targets:
+            full = np.full(len(df), np.nan)
+            full[valid] = preds[target]
+            if self.task(target) == "binary":
+                label = np.where(np.isnan(full), np.nan, (full >= 0.5).astype(float))
+                out[f"{target}_pred"] = pd.array(label, dtype="Float64").astype("Int64")
+                out[f"{target}_prob"] = full
+            else:
+                out[f"{target}_pred"] = full
+        out["error"] = rows["error"].to_numpy()
+        return out
+
+    def predict(self, data, smiles_col: str | None = None):
+        """List of SMILES -> array (one target) or DataFrame; DataFrame -> DataFrame."""
+        if isinstance(data, pd.DataFrame):
+            return self.predict_frame(data, smiles_col)
+        if isinstance(data, str):
+            data = [data]
+        frame = self.predict_frame(pd.DataFrame({"smiles": list(data)}), "smiles")
+        if len(self.targets) == 1:
+            t = self.targets[0]
+            col = f"{t}_prob" if self.task(t) == "binary" else f"{t}_pred"
+            return frame[col].to_numpy(dtype=float)
+        return frame.drop(columns=["smiles"])
+
+
+def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 20000) -> int:
+    """Stream ``src`` through the run in chunks; returns the number of rows written."""
+    n = 0
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "w", newline="") as fh:
+        for i, chunk in enumerate(pd.read_csv(src, chunksize=chunksize)):
+            res = run.predict_frame(chunk, smiles_col)
+            res.to_csv(fh, header=(i == 0), index=False)
+            n += len(res)
+    if n == 0:
+        raise ValueError(f"{src} has no rows")
+    return n

@@ -1,0 +1,152 @@
+"""Fit one target: folds -> tuned learners (OOF) -> stacked ensemble -> final models."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uniqsar.config import Recipe
+from uniqsar.data.dataset import TargetData
+from uniqsar.data import transform as target_transform
+from uniqsar.data.split import make_folds
+from uniqsar.ensemble.greedy import fit_weights, nested_predictions
+from uniqsar.featurize.matrix import FeatureStore
+from uniqsar.io.artifacts import safe_name, write_json
+from uniqsar.metrics import score
+from uniqsar.registry import get_learner_class
+from uniqsar.tune.study import StudySpec, create_study, finished_trials, run_trials, storage_for
+from uniqsar.util import log, threads_per_job
+
+
+@dataclass
+class TargetContext:
+    run_dir: Path
+    recipe: Recipe
+    metric: str
+    seed: int
+    n_jobs: int
+    store: FeatureStore
+    storage_url: str | None = None
+    deadline: float | None = None  # tuning must not start trials after this
+    final_deadline: float | None = None
+    transform: str = "none"  # resolved regression target transform
+
+
+def _study_name(target: str, model_id: str) -> str:
+    return f"{safe_name(target)}/{model_id}"
+
+
+def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, n_trials, deadline):
+    name = _study_name(data.name, model.id)
+    spec = StudySpec(
+        name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
+        n_trials=n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
+        trials_dir=str(ctx.run_dir / "trials" / name), pruning=ctx.recipe.pruning, search=model.search,
+        transform=ctx.transform,
+        deadline=deadline,
+    )
+    storage = storage_for(ctx.run_dir, ctx.storage_url)
+    create_study(spec, storage)
+    workers = min(ctx.n_jobs, max(1, n_trials))
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        Parallel(n_jobs=workers)(
+            delayed(_worker)(spec, str(ctx.run_dir), ctx.storage_url, X, data.y, folds, w) for w in range(workers)
+        )
+    else:
+        run_trials(spec, storage, X, data.y, folds)
+    return spec, finished_trials(spec, storage, ctx.recipe.top_trials)
+
+
+def _worker(spec, run_dir, url, X, y, folds, worker):
+    run_trials(spec, storage_for(Path(run_dir), url), X, y, folds, worker)
+
+
+def fit_target(ctx: TargetContext, data: TargetData) -> dict:
+    recipe = ctx.recipe
+    tdir = ctx.run_dir / "targets" / safe_name(data.name)
+    y_strat = data.y if data.task == "binary" else None
+    folds = make_folds(data.smiles, recipe.n_folds, ctx.seed, recipe.split, y_strat)
+    log(f"target {data.name!r}: {data.task}, {len(data.y)} molecules, target transform {ctx.transform}, {len(np.unique(folds))} "
+        f"{recipe.split} folds (sizes {np.bincount(folds).tolist()}), metric {ctx.metric}")
+
+    candidates, rows = [], []
+    for i, model in enumerate(recipe.models):
+        t0 = time.time()
+        X = ctx.store.matrix(model.features, data.smiles)
+        deadline = None
+        if ctx.deadline is not None:
+            remaining = max(0.0, ctx.deadline - time.time())
+            left = sum(m.n_trials for m in recipe.models[i:])
+            deadline = time.time() + remaining * model.n_trials / max(1, left)
+        spec, (best, n_run) = _tune_model(ctx, data, model, X, folds, model.n_trials, deadline)
+        if not best:
+            log(f"  {model.id}: no finished trial ({n_run} started) - skipped")
+            continue
+        log(f"  {model.id}: best CV {ctx.metric} {best[0][1]:.4f} ({n_run} trials) in {time.time() - t0:.1f} s")
+        for rank, (number, value, params, oof) in enumerate(best):
+            cid = f"{model.id}#t{number}"
+            candidates.append({"id": cid, "model": model, "trial": number, "params": params, "oof": oof, "cv": value})
+            rows.append({"target": data.name, "candidate": cid, "learner": model.learner,
+                         "features": "+".join(model.features), "trial": number, "rank_in_study": rank + 1,
+                         "cv_score": value, "n_trials": n_run})
+
+    if not candidates:
+        raise RuntimeError(f"target {data.name!r}: no learner finished a trial (time budget too small?)")
+    P = np.column_stack([c["oof"] for c in candidates])
+    weights = fit_weights(recipe.ensemble, P, data.y, ctx.metric, recipe.ensemble_size)
+    nested = nested_predictions(recipe.ensemble, P, data.y, folds, ctx.metric, recipe.ensemble_size)
+    ens_cv = score(ctx.metric, data.y, nested)
+    best_single = max(candidates, key=lambda c: c["cv"]) if _higher(ctx.metric) else min(candidates, key=lambda c: c["cv"])
+    log(f"  ensemble ({recipe.ensemble}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
+        f"(best single {best_single['cv']:.4f})")
+
+    members = []
+    for c, w in zip(candidates, weights):
+        if w <= 0:
+            continue
+        mdir = tdir / "learners" / safe_name(c["id"].replace("#", "_"))
+        _fit_final(ctx, data, c, folds, mdir)
+        members.append({"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
+                        "params": c["params"], "weight": float(w), "cv_score": c["cv"],
+                        "path": str(mdir.relative_to(ctx.run_dir))})
+    for r, w in zip(rows, weights):
+        r["weight"] = float(w)
+    ens_row = {"target": data.name, "candidate": "ENSEMBLE", "learner": recipe.ensemble, "features": "",
+               "trial": -1, "rank_in_study": 0, "cv_score": ens_cv, "n_trials": 0, "weight": 1.0}
+    oof = pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": folds})
+    for c in candidates:
+        oof[c["id"]] = c["oof"]
+    oof["ensemble_nested"] = nested
+    oof["ensemble_in_sample"] = P @ weights
+    oof.to_csv(tdir / "oof.csv", index=False)
+    ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": recipe.ensemble,
+                "final": recipe.final, "transform": ctx.transform, "members": members, "cv_score_nested": ens_cv,
+                "cv_score_in_sample": score(ctx.metric, data.y, P @ weights),
+                "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
+                "classes": data.classes}
+    write_json(tdir / "ensemble.json", ensemble)
+    return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _higher(metric: str) -> bool:
+    from uniqsar.metrics import METRICS
+
+    return METRICS[metric].greater_is_better
+
+
+def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarray, mdir: Path) -> None:
+    model = cand["model"]
+    cls = get_learner_class(model.learner)
+    X = ctx.store.matrix(model.features, data.smiles)
+    y = target_transform.forward(ctx.transform, data.y)
+    parts = [(f"fold{int(f)}", folds != f) for f in np.unique(folds)] if ctx.recipe.final == "folds" \
+        else [("full", np.ones(len(y), bool))]
+    for name, train in parts:
+        m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **cand["params"])
+        m.fit(X[train], y[train])
+        m.save(mdir / name)

@@ -1,0 +1,186 @@
+"""Optuna studies: one per (target, model), objective = CV score on out-of-fold predictions.
+
+Trials of a study may run in several processes at once (``n_jobs``) and on several machines:
+they share one Optuna storage (a journal file in the run directory by default). Each finished
+trial writes its OOF predictions atomically to ``trials/<study>/<number>.npy`` so stacking can
+pick from the best trials without refitting.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uniqsar.data import transform as target_transform
+from uniqsar.metrics import METRICS, score
+from uniqsar.registry import get_learner_class
+
+
+def storage_for(run_dir: Path, url: str | None = None):
+    import optuna
+
+    if url:
+        if url.startswith(("sqlite", "postgresql", "mysql")):
+            return optuna.storages.RDBStorage(url)
+        return url
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
+
+
+def atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, arr)
+    os.replace(tmp, path)
+
+
+def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
+                      metric=None, transform="none"):
+    """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
+    ``report(step, partial_score)`` is called after each fold (pruning)."""
+    cls = get_learner_class(learner_key)
+    y_fit = target_transform.forward(transform, y)
+    oof = np.full(len(y), np.nan)
+    fold_ids = np.unique(folds)
+    for step, f in enumerate(fold_ids):
+        test = folds == f
+        model = cls(task, seed=seed, n_threads=n_threads, **params)
+        model.fit(X[~test], y_fit[~test])
+        oof[test] = target_transform.inverse(transform, model.predict(X[test]))
+        if report is not None and step < len(fold_ids) - 1:
+            done = ~np.isnan(oof)
+            report(step, score(metric, y[done], oof[done]))
+    return oof
+
+
+@dataclass
+class StudySpec:
+    """Everything a worker process needs to contribute trials to a study."""
+
+    name: str
+    learner: str
+    task: str
+    metric: str
+    fixed_params: dict
+    n_trials: int
+    seed: int
+    n_threads: int
+    trials_dir: str
+    pruning: bool = True
+    search: bool = True
+    transform: str = "none"
+    deadline: float | None = None  # wall-clock time.time() after which no trial starts
+
+
+def _objective_factory(spec: StudySpec, X, y, folds):
+    import optuna
+
+    cls = get_learner_class(spec.learner)
+
+    def objective(trial):
+        space = cls.search_space(trial, spec.task) if spec.search else {}
+        params = {**space, **spec.fixed_params}
+
+        def report(step, value):
+            if not spec.pruning:
+                return
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        t0 = time.time()
+        oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
+                                report, spec.metric, spec.transform)
+        value = score(spec.metric, y, oof)
+        if not np.isfinite(value):
+            raise optuna.TrialPruned()  # degenerate predictions (e.g. constant): never a candidate
+        atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("seconds", time.time() - t0)
+        return value  # the study's direction follows the metric
+
+    return objective
+
+
+def _pruner(spec: StudySpec):
+    import optuna
+
+    if not spec.pruning:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+
+
+def create_study(spec: StudySpec, storage):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "maximize" if METRICS[spec.metric].greater_is_better else "minimize"
+    study = optuna.create_study(study_name=spec.name, storage=storage, direction=direction,
+                                load_if_exists=True, pruner=_pruner(spec),
+                                sampler=optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=5))
+    if not study.trials:
+        cls = get_learner_class(spec.learner)
+        defaults = {k: v for k, v in getattr(cls, "defaults", {}).items() if v is not None and k not in spec.fixed_params}
+        if defaults and spec.search and spec.n_trials > 1:
+            study.enqueue_trial(defaults, skip_if_exists=True)
+    return study
+
+
+def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
+    """Contribute trials until the study holds ``spec.n_trials`` finished ones or the deadline."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=spec.name, storage=storage,
+                              sampler=optuna.samplers.TPESampler(seed=spec.seed + 1000 * worker, n_startup_trials=5),
+                              pruner=_pruner(spec))
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if len(done) >= spec.n_trials:
+        return
+    objective = _objective_factory(spec, X, y, folds)
+    durations: list[float] = [t.user_attrs.get("seconds", 0.0) for t in done if "seconds" in t.user_attrs]
+
+    def stop_on_deadline(study, trial):
+        if trial.state == TrialState.COMPLETE and "seconds" in trial.user_attrs:
+            durations.append(trial.user_attrs["seconds"])
+        if spec.deadline is not None:
+            expected = float(np.median(durations)) if durations else 0.0
+            if time.time() + expected > spec.deadline:
+                study.stop()
+
+    if spec.deadline is not None and time.time() >= spec.deadline:
+        return
+    study.optimize(objective, n_trials=spec.n_trials,
+                   callbacks=[MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                              stop_on_deadline],
+                   catch=(ValueError, ArithmeticError, RuntimeError))
+
+
+def finished_trials(spec: StudySpec, storage, top: int):
+    """The best ``top`` complete trials with their OOF arrays: list of (number, value, params, oof)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE and t.value is not None]
+    higher = METRICS[spec.metric].greater_is_better
+    complete.sort(key=lambda t: (-t.value if higher else t.value, t.number))
+    out = []
+    for t in complete:
+        path = Path(spec.trials_dir) / f"{t.number}.npy"
+        if not path.exists():
+            continue
+        out.append((t.number, float(t.value), dict(t.user_attrs["params"]), np.load(path, allow_pickle=False)))
+        if len(out) >= top:
+            break
+    n_finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    return out, n_finished

@@ -1,0 +1,42 @@
+"""Small shared helpers: logging to stderr, durations, thread budgets."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+_T0 = time.time()
+QUIET = False
+
+
+def log(msg: str) -> None:
+    if not QUIET:
+        print(f"[uniqsar {time.time() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_duration(text) -> float | None:
+    """'90', '90s', '10m', '1h30m', '2.5h' -> seconds; None/'' -> None."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", s)
+    if not parts or "".join(f"{a}{b}" for a, b in parts) != s.replace(" ", ""):
+        raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 10m, 1h30m")
+    unit = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * unit[b] for a, b in parts)
+
+
+def n_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(n_jobs: int) -> int:
+    return max(1, n_cores() // max(1, n_jobs))
