@@ -13,10 +13,9 @@ EPILOG_FIT = """examples:
 
 
 def _learner_help() -> str:
-    from uniqsar.registry import LEARNERS, load_all
+    from uniqsar.registry import learner_names
 
-    load_all()
-    return ", ".join(sorted(LEARNERS))
+    return ", ".join(learner_names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +68,9 @@ def cmd_fit(a) -> int:
 
     learners = tuple(x.strip() for x in a.learners.split(",") if x.strip()) if a.learners else ()
     if learners:
-        from uniqsar.registry import LEARNERS, load_all
+        from uniqsar.registry import learner_names
 
-        load_all()
-        unknown = [x for x in learners if x not in LEARNERS]
+        unknown = [x for x in learners if x not in learner_names()]
         if unknown:
             raise ValueError(f"unknown learner(s) {unknown}; available: {_learner_help()}")
     opts = FitOptions(targets=tuple(a.target), smiles_col=a.smiles_col, task=a.task, preset=a.preset, seed=a.seed,
@@ -111,8 +109,11 @@ def info_text(path) -> str:
     for t, tm in m["targets"].items():
         r = metrics[t]
         lines.append(f"\ntarget {t}: {tm['task']}, {r['n_train']} training molecules, metric {r['metric']}")
-        lines.append(f"  ensemble CV {r['metric']} (nested, honest): {r['cv_score_ensemble']:.4f}; "
-                     f"best single learner {r['best_single']}: {r['cv_score_best_single']:.4f}")
+        if r["cv_score_ensemble"] is None:
+            lines.append("  no cross-validation in this recipe (n_folds = 0): no CV score")
+        else:
+            lines.append(f"  ensemble CV {r['metric']} (nested, honest): {r['cv_score_ensemble']:.4f}; "
+                         f"best single learner {r['best_single']}: {r['cv_score_best_single']:.4f}")
         sub = board[board["target"] == t][["candidate", "cv_score", "weight", "n_trials"]]
         lines.append("  " + sub.to_string(index=False, float_format=lambda v: f"{v:.4f}").replace("\n", "\n  "))
     return "\n".join(lines)

@@ -85,32 +85,53 @@ class Recipe:
         }
 
 
-def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
-    from uniqsar.registry import FEATURIZERS, LEARNERS, load_all
+SECTION_KEYS = {
+    "cv": {"n_folds", "split"},
+    "models": {"learner", "features", "n_trials", "params", "name", "search"},
+    "ensemble": {"method", "size", "top_trials"},
+    "final": {"mode"},
+    "tuning": {"pruning"},
+}
 
-    load_all()
+
+def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
+    from uniqsar.registry import featurizer_names, get_featurizer_class, get_learner_class, learner_names
+
     known = {"name", "description", "cv", "featurizers", "models", "ensemble", "final", "tuning"}
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"recipe {name!r}: unknown section(s) {sorted(unknown)}")
+    for section, keys in SECTION_KEYS.items():
+        items = d.get(section, [] if section == "models" else {})
+        for item in (items if section == "models" else [items]):
+            extra = set(item) - keys
+            if extra:
+                raise ConfigError(f"recipe {name!r}: unknown key(s) {sorted(extra)} in [{section}]; "
+                                  f"allowed: {sorted(keys)}")
     cv = d.get("cv", {})
+    if cv.get("split", "scaffold") not in {"scaffold", "random"}:
+        raise ConfigError(f"recipe {name!r}: cv.split must be scaffold or random, not {cv.get('split')!r}")
     feats = []
     for alias, spec in d.get("featurizers", {}).items():
         spec = dict(spec)
         key = spec.pop("key", alias)
-        if key not in FEATURIZERS:
-            raise ConfigError(f"recipe {name!r}: unknown featurizer {key!r}; known: {sorted(FEATURIZERS)}")
+        if key not in featurizer_names():
+            raise ConfigError(f"recipe {name!r}: unknown featurizer {key!r}; known: {featurizer_names()}")
+        try:
+            get_featurizer_class(key)(**spec)  # validates the params now, not mid-run
+        except ValueError as exc:
+            raise ConfigError(f"recipe {name!r}, featurizer {alias!r}: {exc}") from None
         feats.append(FeaturizerSpec(alias, key, spec))
     aliases = {f.alias for f in feats}
     models = []
     for m in d.get("models", []):
-        if m.get("learner") not in LEARNERS:
-            raise ConfigError(f"recipe {name!r}: unknown learner {m.get('learner')!r}; known: {sorted(LEARNERS)}")
+        if m.get("learner") not in learner_names():
+            raise ConfigError(f"recipe {name!r}: unknown learner {m.get('learner')!r}; known: {learner_names()}")
         features = tuple(m.get("features", ()))
         for f in features:
-            if f not in aliases and f not in FEATURIZERS:
+            if f not in aliases and f not in featurizer_names():
                 raise ConfigError(f"recipe {name!r}: model {m['learner']} uses unknown features {f!r}")
-        if LEARNERS[m["learner"]].input == "features" and not features:
+        if get_learner_class(m["learner"]).input == "features" and not features:
             raise ConfigError(f"recipe {name!r}: learner {m['learner']!r} needs a features list")
         models.append(ModelSpec(m["learner"], features, int(m.get("n_trials", 10)), dict(m.get("params", {})),
                                 m.get("name", ""), bool(m.get("search", True))))
@@ -132,8 +153,8 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
         raise ConfigError(f"recipe {name!r}: ensemble method must be greedy, best or mean")
     if recipe.final not in {"refit", "folds"}:
         raise ConfigError(f"recipe {name!r}: final mode must be refit or folds")
-    if recipe.n_folds < 2:
-        raise ConfigError(f"recipe {name!r}: cv.n_folds must be >= 2")
+    if recipe.n_folds == 1 or recipe.n_folds < 0:
+        raise ConfigError(f"recipe {name!r}: cv.n_folds must be >= 2, or 0 for no cross-validation")
     return recipe
 
 
@@ -168,7 +189,7 @@ def dump_toml(d: dict, prefix: str = "") -> str:
         if isinstance(v, (int, float)):
             return repr(v)
         if isinstance(v, str):
-            return json.dumps(v)
+            return json.dumps(v, ensure_ascii=False)
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(val(x) for x in v) + "]"
         if isinstance(v, dict):

@@ -1,26 +1,29 @@
 """Explicit registries. Their keys are the recipe vocabulary and what the CLI lists.
 
-Entries register themselves with a decorator when their module is imported; ``load_all()``
-imports every built-in module so that the registries are complete.
+The tables below name every built-in entry and the module that defines it, so that listing
+choices costs no import and using one imports only its module (torch stays unloaded for a
+GBDT-only run). Classes register themselves with the decorators when their module is imported;
+plug-ins may register more keys the same way.
 """
 from __future__ import annotations
 
 import importlib
 
+FEATURIZER_MODULES: dict[str, str] = {
+    "morgan_count": "uniqsar.featurize.fingerprints",
+    "avalon_count": "uniqsar.featurize.fingerprints",
+    "erg": "uniqsar.featurize.fingerprints",
+    "maccs": "uniqsar.featurize.fingerprints",
+    "rdkit_desc": "uniqsar.featurize.descriptors",
+}
+LEARNER_MODULES: dict[str, str] = {
+    "lightgbm": "uniqsar.models.gbdt",
+    "catboost": "uniqsar.models.gbdt",
+    "linear": "uniqsar.models.linear",
+}
+
 FEATURIZERS: dict[str, type] = {}
 LEARNERS: dict[str, type] = {}
-
-_BUILTIN_MODULES = (
-    "uniqsar.featurize.fingerprints",
-    "uniqsar.featurize.descriptors",
-    "uniqsar.models.gbdt",
-    "uniqsar.models.linear",
-)
-# Modules that need optional packages or heavy imports; absent ones are skipped quietly.
-_OPTIONAL_MODULES = (
-    "uniqsar.models.unimol2.featurizer",
-    "uniqsar.models.unimol2.learner",
-)
 
 
 def _register(table: dict[str, type], kind: str):
@@ -37,34 +40,37 @@ def _register(table: dict[str, type], kind: str):
 register_featurizer = _register(FEATURIZERS, "featurizer")
 register_learner = _register(LEARNERS, "learner")
 
-_loaded = False
+
+def featurizer_names() -> list[str]:
+    return sorted(set(FEATURIZER_MODULES) | set(FEATURIZERS))
 
 
-def load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for name in _BUILTIN_MODULES:
-        importlib.import_module(name)
-    for name in _OPTIONAL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # an optional dependency (or the module itself) is absent
-            if exc.name and (not exc.name.startswith("uniqsar") or name.startswith(exc.name)):
-                continue
-            raise
-    _loaded = True
+def learner_names() -> list[str]:
+    return sorted(set(LEARNER_MODULES) | set(LEARNERS))
+
+
+def _lookup(key: str, table: dict, modules: dict, kind: str) -> type:
+    if key not in table and key in modules:
+        importlib.import_module(modules[key])
+    if key not in table:
+        names = featurizer_names() if kind == "featurizer" else learner_names()
+        raise KeyError(f"unknown {kind} {key!r}; known: {', '.join(names)}")
+    return table[key]
+
+
+def get_featurizer_class(key: str) -> type:
+    return _lookup(key, FEATURIZERS, FEATURIZER_MODULES, "featurizer")
 
 
 def get_featurizer(key: str, **params):
-    load_all()
-    if key not in FEATURIZERS:
-        raise KeyError(f"unknown featurizer {key!r}; known: {', '.join(sorted(FEATURIZERS))}")
-    return FEATURIZERS[key](**params)
+    return get_featurizer_class(key)(**params)
 
 
 def get_learner_class(key: str) -> type:
-    load_all()
-    if key not in LEARNERS:
-        raise KeyError(f"unknown learner {key!r}; known: {', '.join(sorted(LEARNERS))}")
-    return LEARNERS[key]
+    return _lookup(key, LEARNERS, LEARNER_MODULES, "learner")
+
+
+def load_all() -> None:
+    """Import every built-in entry (for conformance tests and full listings)."""
+    for module in sorted(set(FEATURIZER_MODULES.values()) | set(LEARNER_MODULES.values())):
+        importlib.import_module(module)

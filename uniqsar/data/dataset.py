@@ -75,13 +75,26 @@ def detect_task(y: pd.Series, task: str = "auto", name: str = "target") -> str:
     return "regression"
 
 
+POSITIVE_WORDS = {"active", "yes", "true", "positive", "pos", "toxic", "inhibitor", "substrate", "permeable"}
+
+
 def binary_labels(y: pd.Series) -> tuple[np.ndarray, list]:
-    """Map a two-valued series to 0/1; returns (labels with NaN, [class0, class1])."""
-    classes = sorted(y.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
-    if set(classes) <= {0, 1, True, False}:
+    """Map a two-valued series to 0/1; returns (labels with NaN, [class0, class1]).
+
+    0/1 and False/True keep their meaning; for text labels a positive-sounding one (active,
+    yes, true, positive, ...) becomes class 1, otherwise the alphabetically later one."""
+    present = y.dropna().unique().tolist()
+    if set(present) <= {0, 1, True, False}:
         classes = [0, 1]
-    mapping = {c: i for i, c in enumerate(classes)}
-    return y.map(mapping).astype(float).to_numpy(), classes
+        mapping = {0: 0, 1: 1, False: 0, True: 1}
+    else:
+        classes = sorted(present, key=lambda v: (str(type(v)), v))
+        positives = [c for c in classes if str(c).strip().lower() in POSITIVE_WORDS]
+        if len(classes) == 2 and len(positives) == 1:
+            classes = [c for c in classes if c != positives[0]] + positives
+        mapping = {c: i for i, c in enumerate(classes)}
+    labels = np.array([mapping.get(v, np.nan) if pd.notna(v) else np.nan for v in y], dtype=float)
+    return labels, classes
 
 
 @dataclass
@@ -148,7 +161,7 @@ def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None,
         col = df[name]
         t = (tasks or {}).get(name) or detect_task(col[valid], task, name)
         if t == "binary":
-            y, classes = binary_labels(col)
+            y, classes = binary_labels(col.where(valid))  # classes from the rows that can train
         else:
             y, classes = pd.to_numeric(col, errors="coerce").to_numpy(float), None
         y = np.where(valid.to_numpy(), y, np.nan)

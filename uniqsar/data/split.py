@@ -40,20 +40,29 @@ def scaffold_folds(smiles: Sequence[str], n_folds: int, seed: int, y: np.ndarray
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(members))
     order = sorted(order, key=lambda g: -len(members[g]))  # stable: random among equal sizes
+    binary = y is not None and np.nansum(y) > 0 and np.nansum(1 - y) > 0
+    if binary:
+        pos_total, neg_total = float(np.nansum(y)), float(np.nansum(1 - y))
     size = np.zeros(n_folds)
     pos = np.zeros(n_folds)
-    total_pos = float(np.nansum(y)) if y is not None else 0.0
+    neg = np.zeros(n_folds)
     folds = np.empty(n, dtype=np.int64)
+    tiebreak = 1e-9 * np.arange(n_folds)
     for g in order:
         idx = members[g]
-        deficit = size / n
-        if y is not None and total_pos > 0:
-            deficit = deficit + pos / total_pos
-        f = int(np.argmin(deficit + 1e-9 * np.arange(n_folds)))
+        if binary:
+            # put the group where its classes are most lacking: a group of positives goes to
+            # the fold with the smallest share of positives, and so on
+            p_g, n_g = float(np.nansum(y[idx])), float(np.nansum(1 - y[idx]))
+            cost = p_g * pos / pos_total + n_g * neg / neg_total
+        else:
+            cost = size / n
+        f = int(np.argmin(cost + tiebreak))
         folds[idx] = f
         size[f] += len(idx)
-        if y is not None:
-            pos[f] += float(np.nansum(y[idx]))
+        if binary:
+            pos[f] += p_g
+            neg[f] += n_g
     return folds
 
 

@@ -22,12 +22,21 @@ def _tools():
     return ms.LargestFragmentChooser(preferOrganic=True), ms.Uncharger(canonicalOrder=True)
 
 
+def _isna(value) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def standardize_one(smiles) -> tuple[str | None, str | None]:
     """Return ``(canonical_smiles, None)`` or ``(None, reason)``; never raises."""
     from rdkit import Chem
     from rdkit.Chem.MolStandardize import rdMolStandardize as ms
 
-    if smiles is None or (isinstance(smiles, float) and smiles != smiles):
+    if smiles is None or (not isinstance(smiles, (str, bytes, list, tuple, dict)) and _isna(smiles)):
         return None, "empty SMILES"
     if not isinstance(smiles, str):
         return None, f"invalid SMILES: not a string ({type(smiles).__name__})"

@@ -12,16 +12,16 @@ TRANSFORMS = ("none", "log10p1", "auto")
 
 
 def choose(name: str, y: np.ndarray, task: str) -> str:
-    if task != "regression" or name == "none":
-        return "none"
     if name not in TRANSFORMS:
         raise ValueError(f"unknown target transform {name!r}; use one of {TRANSFORMS}")
+    if task != "regression" or name == "none":
+        return "none"
     if name == "log10p1":
         if np.nanmin(y) <= -1:
             raise ValueError("log10p1 needs targets > -1")
         return name
     y = y[np.isfinite(y)]
-    if len(y) < 3 or y.min() < 0:
+    if len(y) < 3 or y.min() < 0 or np.ptp(y) == 0:
         return "none"
     from scipy.stats import skew
 

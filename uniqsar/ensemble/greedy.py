@@ -15,24 +15,37 @@ def _loss(metric: str, y, p) -> float:
 
 
 def greedy_weights(P: np.ndarray, y: np.ndarray, metric: str, rounds: int = 50) -> np.ndarray:
-    """Weights (summing to 1) over the columns of ``P`` chosen greedily to minimize the loss."""
+    """Weights (summing to 1) over the columns of ``P`` chosen greedily to minimize the loss.
+
+    Starts from the best column; each round adds (with replacement) the column that lowers the
+    loss most. A round that only ties the current loss may add a column already in the
+    ensemble (this smooths weights) but never a new one: under rank metrics a constant column
+    ties forever and must not soak up weight. Columns with a non-finite own loss are never used.
+    """
     n, m = P.shape
+    own = np.array([_loss(metric, y, P[:, j]) for j in range(m)])
+    usable = np.isfinite(own)
+    if not usable.any():
+        raise ValueError("no ensemble candidate has a finite score")
     counts = np.zeros(m)
-    losses = [_loss(metric, y, P[:, j]) for j in range(m)]
-    best = int(np.argmin(losses))
+    best = int(np.argmin(np.where(usable, own, np.inf)))
     counts[best] = 1
     current = P[:, best].copy()
-    best_loss = losses[best]
+    best_loss = own[best]
     for _ in range(rounds - 1):
         k = counts.sum()
-        trial = [(current * k + P[:, j]) / (k + 1) for j in range(m)]
-        cand = [_loss(metric, y, t) for t in trial]
-        j = int(np.argmin(cand))
-        if cand[j] > best_loss + 1e-12 and k >= 1:
-            # keep adding only while it does not hurt; a plateau is allowed (smooths weights)
+        cand = np.full(m, np.inf)
+        for j in np.flatnonzero(usable):
+            cand[j] = _loss(metric, y, (current * k + P[:, j]) / (k + 1))
+        improving = cand < best_loss - 1e-12
+        tie_ok = (cand <= best_loss + 1e-12) & (counts > 0)
+        allowed = improving | tie_ok
+        if not allowed.any():
             break
+        # prefer improvement; among ties prefer the column with the better own loss
+        j = int(np.lexsort((own, np.where(allowed, cand, np.inf)))[0])
         counts[j] += 1
-        current = trial[j]
+        current = (current * k + P[:, j]) / (k + 1)
         best_loss = min(best_loss, cand[j])
     return counts / counts.sum()
 

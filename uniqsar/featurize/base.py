@@ -50,6 +50,14 @@ class Featurizer:
     def featurize_mol(self, mol) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def dim(self) -> int:
+        """Output width, found by featurizing a probe molecule (cached per instance)."""
+        if getattr(self, "_dim", None) is None:
+            from rdkit import Chem
+
+            self._dim = int(np.asarray(self.featurize_mol(Chem.MolFromSmiles("CC(=O)Nc1ccccc1"))).shape[0])
+        return self._dim
+
     def _compute_chunk(self, smiles: Sequence[str]) -> np.ndarray:
         from rdkit import Chem, RDLogger
 
@@ -66,7 +74,7 @@ class Featurizer:
                 rows.append(None)
         dim = next((r.shape[0] for r in rows if r is not None), None)
         if dim is None:
-            return np.full((len(smiles), 0), np.nan, dtype=np.float32)
+            dim = self.dim()
         out = np.full((len(smiles), dim), np.nan, dtype=np.float32)
         for i, r in enumerate(rows):
             if r is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ class Linear(Learner):
 
     def _prep_fit(self, X):
         X = _signed_log(np.asarray(X, np.float64))
-        self.median_ = np.nan_to_num(np.nanmedian(X, axis=0)) if len(X) else np.zeros(X.shape[1])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> median 0
+            self.median_ = np.nan_to_num(np.nanmedian(X, axis=0)) if len(X) else np.zeros(X.shape[1])
         X = np.where(np.isnan(X), self.median_, X)
         self.mean_ = X.mean(axis=0)
         std = X.std(axis=0)

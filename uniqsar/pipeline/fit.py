@@ -1,10 +1,13 @@
 """The fit orchestrator: data -> per-target tuning/stacking -> a complete run directory."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from uniqsar.config import dump_toml, load_recipe
@@ -12,7 +15,7 @@ from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import prepare, read_table
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, safe_name, write_json
+from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
 from uniqsar.metrics import default_metric
 from uniqsar.pipeline.target import TargetContext, fit_target
 from uniqsar.util import log, n_cores
@@ -37,6 +40,19 @@ class FitOptions:
     storage: str | None = None  # Optuna storage URL; default: journal file in the run dir
     resume: bool = False
     target_transform: str = "auto"  # none | log10p1 | auto (regression only)
+
+
+def _fingerprint(ds, recipe, options: FitOptions) -> str:
+    """Identity of what a run computes: training data, recipe, seed and the options that change
+    results. A resumed run must match it."""
+    h = hashlib.sha256()
+    for name, t in ds.targets.items():
+        h.update(f"{name}|{t.task}|".encode())
+        h.update("\n".join(t.smiles).encode())
+        h.update(np.ascontiguousarray(t.y).tobytes())
+    h.update(json.dumps([recipe.to_dict(), options.seed, options.metric, options.target_transform],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
 
 
 def _prepare_out(out: Path, resume: bool) -> None:
@@ -65,6 +81,11 @@ def fit(data, out, options: FitOptions) -> Path:
     for name, t in rep["targets"].items():
         if t["n_duplicates_merged"] or t["n_conflicting"]:
             log(f"target {name!r}: merged {t['n_duplicates_merged']} duplicate rows, {t['n_conflicting']} with conflicting labels")
+    fingerprint = _fingerprint(ds, recipe, options)
+    if options.resume and (out / "manifest.json").exists():
+        old = read_json(out / "manifest.json").get("fingerprint")
+        if old != fingerprint:
+            raise ValueError(f"cannot resume {out}: it was started with different data, targets, recipe or seed")
     write_json(out / "data_report.json", rep)
     (out / "recipe.toml").write_text(f"# resolved recipe of this run (preset {options.preset!r})\n" + dump_toml(recipe.to_dict()))
 
@@ -75,7 +96,7 @@ def fit(data, out, options: FitOptions) -> Path:
     manifest = {
         "format_version": FORMAT_VERSION, "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
-        "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
+        "fingerprint": fingerprint, "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
         "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
@@ -93,7 +114,7 @@ def fit(data, out, options: FitOptions) -> Path:
         transform = target_transform.choose(options.target_transform, data_t.y, data_t.task)
         manifest["targets"][name]["transform"] = transform
         ctx = TargetContext(out, recipe, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
-                            options.storage, tune_deadline, final_deadline, transform)
+                            options.storage, tune_deadline, final_deadline, transform, options.resume)
         res = fit_target(ctx, data_t)
         rows += res["rows"]
         ens = res["ensemble"]

@@ -17,7 +17,7 @@ from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import safe_name, write_json
 from uniqsar.metrics import score
 from uniqsar.registry import get_learner_class
-from uniqsar.tune.study import StudySpec, create_study, finished_trials, run_trials, storage_for
+from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
 from uniqsar.util import log, threads_per_job
 
 
@@ -33,6 +33,7 @@ class TargetContext:
     deadline: float | None = None  # tuning must not start trials after this
     final_deadline: float | None = None
     transform: str = "none"  # resolved regression target transform
+    resume: bool = False
 
 
 def _study_name(target: str, model_id: str) -> str:
@@ -50,6 +51,10 @@ def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, n_trials,
     )
     storage = storage_for(ctx.run_dir, ctx.storage_url)
     create_study(spec, storage)
+    if ctx.resume:
+        stale = fail_stale_trials(spec, storage)
+        if stale:
+            log(f"  {model.id}: {stale} trial(s) interrupted by the previous run marked failed")
     workers = min(ctx.n_jobs, max(1, n_trials))
     if workers > 1:
         from joblib import Parallel, delayed
@@ -66,8 +71,38 @@ def _worker(spec, run_dir, url, X, y, folds, worker):
     run_trials(spec, storage_for(Path(run_dir), url), X, y, folds, worker)
 
 
+def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
+    """``cv.n_folds = 0``: no tuning, no stacking; each model is fitted once on all data with
+    its fixed params and the members are averaged (e.g. the MapLight baseline)."""
+    tdir = ctx.run_dir / "targets" / safe_name(data.name)
+    log(f"target {data.name!r}: {data.task}, {len(data.y)} molecules, no cross-validation (n_folds = 0)")
+    members, rows = [], []
+    weight = 1.0 / len(ctx.recipe.models)
+    for model in ctx.recipe.models:
+        t0 = time.time()
+        cand = {"id": model.id, "model": model, "params": dict(model.params)}
+        mdir = tdir / "learners" / safe_name(model.id)
+        _fit_final(ctx, data, cand, np.zeros(len(data.y), int), mdir)
+        log(f"  {model.id}: fitted on all data in {time.time() - t0:.1f} s")
+        members.append({"id": model.id, "learner": model.learner, "features": list(model.features),
+                        "params": cand["params"], "weight": weight, "cv_score": None,
+                        "path": str(mdir.relative_to(ctx.run_dir))})
+        rows.append({"target": data.name, "candidate": model.id, "learner": model.learner,
+                     "features": "+".join(model.features), "trial": -1, "rank_in_study": 1,
+                     "cv_score": np.nan, "n_trials": 0, "weight": weight})
+    pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": -1, "ensemble_nested": np.nan}).to_csv(
+        tdir / "oof.csv", index=False)
+    ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": "mean", "final": "refit",
+                "transform": ctx.transform, "members": members, "cv_score_nested": None, "cv_score_in_sample": None,
+                "best_single": {"id": members[0]["id"], "cv_score": None}, "classes": data.classes}
+    write_json(tdir / "ensemble.json", ensemble)
+    return {"rows": rows, "ensemble": ensemble}
+
+
 def fit_target(ctx: TargetContext, data: TargetData) -> dict:
     recipe = ctx.recipe
+    if recipe.n_folds == 0:
+        return fit_target_without_cv(ctx, data)
     tdir = ctx.run_dir / "targets" / safe_name(data.name)
     y_strat = data.y if data.task == "binary" else None
     folds = make_folds(data.smiles, recipe.n_folds, ctx.seed, recipe.split, y_strat)
@@ -144,7 +179,7 @@ def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarr
     cls = get_learner_class(model.learner)
     X = ctx.store.matrix(model.features, data.smiles)
     y = target_transform.forward(ctx.transform, data.y)
-    parts = [(f"fold{int(f)}", folds != f) for f in np.unique(folds)] if ctx.recipe.final == "folds" \
+    parts = [(f"fold{int(f)}", folds != f) for f in np.unique(folds)] if ctx.recipe.final == "folds" and ctx.recipe.n_folds \
         else [("full", np.ones(len(y), bool))]
     for name, train in parts:
         m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **cand["params"])

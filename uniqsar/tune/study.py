@@ -133,6 +133,19 @@ def create_study(spec: StudySpec, storage):
     return study
 
 
+def fail_stale_trials(spec: StudySpec, storage) -> int:
+    """Mark trials left RUNNING by a killed process as FAIL (call from the coordinator on
+    resume, before any worker starts). Returns how many were marked."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=spec.name, storage=storage)
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(stale)
+
+
 def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
     """Contribute trials until the study holds ``spec.n_trials`` finished ones or the deadline."""
     import optuna

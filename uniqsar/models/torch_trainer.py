@@ -1,0 +1,162 @@
+"""One training loop for every torch learner (Uni-Mol2 head, D-MPNN, SMILES encoder).
+
+The learner supplies the model, a ``collate(items) -> dict of tensors`` and the item list; this
+module owns batching (size-bucketed, seeded shuffles), AdamW with linear warmup then linear
+decay, gradient clipping, early stopping on a validation part (best epoch's weights restored),
+seeds, CPU thread budgets and the optional CUDA device. Losses: MSE on standardized targets for
+regression, BCE-with-logits for binary.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-4
+    head_lr_mult: float = 10.0  # parameters named in ``head_prefixes`` learn faster
+    weight_decay: float = 1e-2
+    epochs: int = 30
+    batch_size: int = 32
+    warmup_frac: float = 0.06
+    patience: int = 8
+    grad_clip: float = 1.0
+    seed: int = 0
+    n_threads: int = 1
+    device: str = "cpu"
+    verbose: bool = False
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' requested but CUDA is not available; use device='cpu'")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Size-bucketed batches (similar sizes together: less padding). Shuffled when ``rng`` given."""
+    order = np.argsort(np.asarray(sizes), kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(chunks)
+    return chunks
+
+
+def _to(batch: dict, device: str) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+class Trainer:
+    """``forward(model, batch) -> (B,)`` raw outputs (regression value / binary logit)."""
+
+    def __init__(self, cfg: TrainConfig, task: str, forward: Callable, collate: Callable,
+                 head_prefixes: tuple[str, ...] = ()):
+        self.cfg = cfg
+        self.task = task
+        self.forward = forward
+        self.collate = collate
+        self.head_prefixes = head_prefixes
+        self.device = resolve_device(cfg.device)
+        self.history: list[dict] = []
+
+    def _optimizer(self, model: nn.Module, steps: int):
+        head, body = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (head if name.startswith(self.head_prefixes) and self.head_prefixes else body).append(p)
+        groups = [g for g in ({"params": body, "lr": self.cfg.lr},
+                              {"params": head, "lr": self.cfg.lr * self.cfg.head_lr_mult}) if g["params"]]
+        opt = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
+        warmup = max(1, int(self.cfg.warmup_frac * steps))
+
+        def schedule(step):
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (steps - step) / max(1, steps - warmup))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "binary":
+            return nn.functional.binary_cross_entropy_with_logits(out, y)
+        return nn.functional.mse_loss(out, y)
+
+    def predict_raw(self, model: nn.Module, items: list, sizes: Sequence[int], batch_size: int | None = None) -> np.ndarray:
+        model.eval()
+        out = np.empty(len(items))
+        with torch.inference_mode():
+            for idx in batches(sizes, batch_size or self.cfg.batch_size * 2, None):
+                batch = _to(self.collate([items[i] for i in idx]), self.device)
+                out[idx] = self.forward(model, batch).float().cpu().numpy()
+        return out
+
+    def fit(self, model: nn.Module, items: list, y: np.ndarray, sizes: Sequence[int],
+            valid: tuple[list, np.ndarray, Sequence[int]] | None = None,
+            valid_score: Callable[[np.ndarray, np.ndarray], float] | None = None) -> nn.Module:
+        """Train; with ``valid`` keep the epoch with the best validation loss (or ``valid_score``,
+        lower is better) and stop after ``patience`` epochs without improvement."""
+        cfg = self.cfg
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, cfg.n_threads))
+        try:
+            seed_everything(cfg.seed)
+            rng = np.random.default_rng(cfg.seed)
+            model.to(self.device)
+            n_batches = math.ceil(len(items) / cfg.batch_size)
+            opt, sched = self._optimizer(model, max(1, n_batches * cfg.epochs))
+            y_t = torch.as_tensor(np.asarray(y, np.float32))
+            best, best_state, bad = math.inf, None, 0
+            for epoch in range(cfg.epochs):
+                model.train()
+                t0, total = time.time(), 0.0
+                for idx in batches(sizes, cfg.batch_size, rng):
+                    batch = _to(self.collate([items[i] for i in idx]), self.device)
+                    loss = self._loss(self.forward(model, batch).float(), y_t[idx].to(self.device))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    sched.step()
+                    total += float(loss) * len(idx)
+                rec = {"epoch": epoch + 1, "train_loss": total / len(items), "seconds": time.time() - t0}
+                if valid is not None:
+                    v_items, v_y, v_sizes = valid
+                    raw = self.predict_raw(model, v_items, v_sizes)
+                    if valid_score is not None:
+                        v = valid_score(np.asarray(v_y), raw)
+                    else:
+                        v = float(self._loss(torch.as_tensor(raw, dtype=torch.float32),
+                                             torch.as_tensor(np.asarray(v_y, np.float32))))
+                    rec["valid"] = v
+                    if v < best - 1e-6:
+                        best, bad = v, 0
+                        best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                    else:
+                        bad += 1
+                self.history.append(rec)
+                if cfg.verbose:
+                    print(f"  epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items()
+                                                                       if k != "epoch"), file=sys.stderr)
+                if valid is not None and bad >= cfg.patience:
+                    break
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            return model
+        finally:
+            torch.set_num_threads(old_threads)
