@@ -123,9 +123,10 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
             log(f"  {model.id}: no finished trial ({n_run} started) - skipped")
             continue
         log(f"  {model.id}: best CV {ctx.metric} {best[0][1]:.4f} ({n_run} trials) in {time.time() - t0:.1f} s")
-        for rank, (number, value, params, oof) in enumerate(best):
+        for rank, (number, value, params, oof, seconds) in enumerate(best):
             cid = f"{model.id}#t{number}"
-            candidates.append({"id": cid, "model": model, "trial": number, "params": params, "oof": oof, "cv": value})
+            candidates.append({"id": cid, "model": model, "trial": number, "params": params, "oof": oof, "cv": value,
+                               "seconds": seconds})
             rows.append({"target": data.name, "candidate": cid, "learner": model.learner,
                          "features": "+".join(model.features), "trial": number, "rank_in_study": rank + 1,
                          "cv_score": value, "n_trials": n_run})
@@ -140,6 +141,7 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
     log(f"  ensemble ({recipe.ensemble}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
 
+    weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
     members = []
     for c, w in zip(candidates, weights):
         if w <= 0:
@@ -166,6 +168,26 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _fit_within_budget(ctx: TargetContext, candidates: list, weights: np.ndarray, n_folds: int) -> np.ndarray:
+    """Drop the lightest ensemble members whose final fit would not finish before the
+    deadline (estimated from their measured CV time); the heaviest member is always kept."""
+    if ctx.final_deadline is None:
+        return weights
+    per_fit = {"refit": 1.3 / max(1, n_folds), "folds": 1.0}[ctx.recipe.final]
+    left = ctx.final_deadline - time.time()
+    keep = np.zeros_like(weights)
+    for j in np.argsort(-weights):
+        if weights[j] <= 0:
+            break
+        cost = candidates[j]["seconds"] * per_fit
+        if keep.sum() == 0 or cost <= left:
+            keep[j] = weights[j]
+            left -= cost
+    if (keep > 0).sum() < (weights > 0).sum():
+        log(f"  time budget: keeping {int((keep > 0).sum())} of {int((weights > 0).sum())} ensemble members")
+    return keep / keep.sum()
 
 
 def _higher(metric: str) -> bool:

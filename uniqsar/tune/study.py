@@ -179,7 +179,7 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
 
 
 def finished_trials(spec: StudySpec, storage, top: int):
-    """The best ``top`` complete trials with their OOF arrays: list of (number, value, params, oof)."""
+    """The best ``top`` complete trials: list of (number, value, params, oof, seconds)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -192,7 +192,8 @@ def finished_trials(spec: StudySpec, storage, top: int):
         path = Path(spec.trials_dir) / f"{t.number}.npy"
         if not path.exists():
             continue
-        out.append((t.number, float(t.value), dict(t.user_attrs["params"]), np.load(path, allow_pickle=False)))
+        out.append((t.number, float(t.value), dict(t.user_attrs["params"]), np.load(path, allow_pickle=False),
+                    float(t.user_attrs.get("seconds", 0.0))))
         if len(out) >= top:
             break
     n_finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
