@@ -46,7 +46,7 @@ class Recipe:
     split: str = "scaffold"
     featurizers: tuple[FeaturizerSpec, ...] = ()
     models: tuple[ModelSpec, ...] = ()
-    ensemble: str = "greedy"  # greedy | best | mean
+    ensemble: str = "auto"  # auto (best nested CV of greedy/best/mean) | greedy | best | mean
     ensemble_size: int = 50  # greedy selection rounds
     top_trials: int = 3  # best trials of each model kept as stacking candidates
     final: str = "refit"  # refit on all data | folds (average the CV fold models)
@@ -145,12 +145,12 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
         name=d.get("name", name), description=d.get("description", ""),
         n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
-        ensemble=ens.get("method", "greedy"), ensemble_size=int(ens.get("size", 50)),
+        ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
         top_trials=int(ens.get("top_trials", 3)),
         final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
     )
-    if recipe.ensemble not in {"greedy", "best", "mean"}:
-        raise ConfigError(f"recipe {name!r}: ensemble method must be greedy, best or mean")
+    if recipe.ensemble not in {"auto", "greedy", "best", "mean"}:
+        raise ConfigError(f"recipe {name!r}: ensemble method must be auto, greedy, best or mean")
     if recipe.final not in {"refit", "folds"}:
         raise ConfigError(f"recipe {name!r}: final mode must be refit or folds")
     if recipe.n_folds == 1 or recipe.n_folds < 0:

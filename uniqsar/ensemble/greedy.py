@@ -73,3 +73,18 @@ def nested_predictions(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndar
         w = fit_weights(method, P[~test], y[~test], metric, rounds)
         out[test] = P[test] @ w
     return out
+
+
+def choose_method(methods, P: np.ndarray, y: np.ndarray, folds: np.ndarray, metric: str,
+                  rounds: int = 50) -> tuple[str, np.ndarray, dict[str, float]]:
+    """Pick the combination method with the best nested-CV score (ties -> earlier in
+    ``methods``). Returns (method, its nested predictions, nested score of every method).
+    Choosing among a handful of methods adds a little optimism to the winner's score; the
+    alternatives' scores are reported next to it."""
+    scores, preds = {}, {}
+    for m in methods:
+        preds[m] = nested_predictions(m, P, y, folds, metric, rounds)
+        scores[m] = _loss(metric, y, preds[m])
+    best = min(methods, key=lambda m: scores[m])
+    sign = -1 if METRICS[metric].greater_is_better else 1
+    return best, preds[best], {m: sign * v for m, v in scores.items()}

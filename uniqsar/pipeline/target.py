@@ -12,7 +12,7 @@ from uniqsar.config import Recipe
 from uniqsar.data.dataset import TargetData
 from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
-from uniqsar.ensemble.greedy import fit_weights, nested_predictions
+from uniqsar.ensemble.greedy import choose_method, fit_weights
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import safe_name, write_json
 from uniqsar.metrics import score
@@ -134,11 +134,14 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
     if not candidates:
         raise RuntimeError(f"target {data.name!r}: no learner finished a trial (time budget too small?)")
     P = np.column_stack([c["oof"] for c in candidates])
-    weights = fit_weights(recipe.ensemble, P, data.y, ctx.metric, recipe.ensemble_size)
-    nested = nested_predictions(recipe.ensemble, P, data.y, folds, ctx.metric, recipe.ensemble_size)
+    methods = ("greedy", "best", "mean") if recipe.ensemble == "auto" else (recipe.ensemble,)
+    method, nested, method_scores = choose_method(methods, P, data.y, folds, ctx.metric, recipe.ensemble_size)
+    weights = fit_weights(method, P, data.y, ctx.metric, recipe.ensemble_size)
     ens_cv = score(ctx.metric, data.y, nested)
     best_single = max(candidates, key=lambda c: c["cv"]) if _higher(ctx.metric) else min(candidates, key=lambda c: c["cv"])
-    log(f"  ensemble ({recipe.ensemble}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
+    if len(methods) > 1:
+        log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in method_scores.items()))
+    log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
 
     weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
@@ -153,7 +156,7 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
                         "path": str(mdir.relative_to(ctx.run_dir))})
     for r, w in zip(rows, weights):
         r["weight"] = float(w)
-    ens_row = {"target": data.name, "candidate": "ENSEMBLE", "learner": recipe.ensemble, "features": "",
+    ens_row = {"target": data.name, "candidate": "ENSEMBLE", "learner": method, "features": "",
                "trial": -1, "rank_in_study": 0, "cv_score": ens_cv, "n_trials": 0, "weight": 1.0}
     oof = pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": folds})
     for c in candidates:
@@ -161,7 +164,8 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
     oof["ensemble_nested"] = nested
     oof["ensemble_in_sample"] = P @ weights
     oof.to_csv(tdir / "oof.csv", index=False)
-    ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": recipe.ensemble,
+    ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": method,
+                "method_nested_scores": method_scores,
                 "final": recipe.final, "transform": ctx.transform, "members": members, "cv_score_nested": ens_cv,
                 "cv_score_in_sample": score(ctx.metric, data.y, P @ weights),
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
