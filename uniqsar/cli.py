@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--n-jobs", type=int, default=1)
     pr.add_argument("--cache-dir")
 
+    w = sub.add_parser("worker", help="join a run's tuning from another process or machine (shared --storage)")
+    w.add_argument("spec", help="run_spec.json written by `uniqsar fit --storage URL` (copy it to this machine)")
+    w.add_argument("--storage", required=True, help="the Optuna storage URL the run was started with")
+    w.add_argument("--n-jobs", type=int, default=1)
+    w.add_argument("--cache-dir")
+
+    _add_pretrain_parser(sub)
+
     i = sub.add_parser("info", help="summarize a run directory")
     i.add_argument("run")
     i.add_argument("--json", action="store_true", help="machine-readable output")
@@ -131,7 +139,43 @@ def cmd_info(a) -> int:
     return 0
 
 
-COMMANDS = {"fit": cmd_fit, "predict": cmd_predict, "info": cmd_info}
+def cmd_worker(a) -> int:
+    from uniqsar.pipeline.worker import run_worker
+    from uniqsar.util import log
+
+    n = run_worker(a.spec, a.storage, n_jobs=a.n_jobs, cache_dir=a.cache_dir)
+    log(f"worker done: contributed to {n} studies")
+    return 0
+
+
+COMMANDS = {"fit": cmd_fit, "predict": cmd_predict, "info": cmd_info, "worker": cmd_worker}
+
+
+def _add_pretrain_parser(sub) -> None:
+    t = sub.add_parser("pretrain", help="pretrain a Uni-Mol2 model from scratch on a SMILES corpus",
+                       epilog="example:\n  uniqsar pretrain --recipe small --corpus smiles.csv.gz --out runs/pt "
+                              "--exclude tdc_test.csv --n-jobs 2", formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--recipe", required=True, help="pretrain_unimol2_<name>.toml path, or a packaged name (tiny, small)")
+    t.add_argument("--corpus", required=True, help="CSV/CSV.gz with a SMILES column (or .smi)")
+    t.add_argument("--out", required=True, help="run folder (conformer cache, checkpoints, losses, export)")
+    t.add_argument("--exclude", nargs="+", default=[], metavar="FILE",
+                   help="SMILES files (e.g. TDC test sets) whose molecules must never enter the corpus")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--max-steps", type=int, help="override the recipe's train.max_steps")
+    t.add_argument("--limit", type=int, help="override the recipe's data.limit (first N corpus rows)")
+    t.add_argument("--n-jobs", type=int, default=1, help="processes for conformer generation")
+    t.add_argument("--threads", type=int, help="torch threads (default: recipe, else all cores)")
+
+
+def cmd_pretrain(a) -> int:
+    from uniqsar.models.unimol2.pretrain import pretrain
+
+    pretrain(a.recipe, a.corpus, a.out, resume=a.resume, max_steps=a.max_steps, n_jobs=a.n_jobs,
+             exclude=a.exclude, threads=a.threads, limit=a.limit, verbose=not a.quiet)
+    return 0
+
+
+COMMANDS["pretrain"] = cmd_pretrain
 
 
 def main(argv=None) -> int:
@@ -146,6 +190,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        print(f"uniqsar {a.command}: error: a required package is missing: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"uniqsar {a.command}: error: {msg}", file=sys.stderr)

@@ -17,7 +17,8 @@ from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
 from uniqsar.metrics import default_metric
-from uniqsar.pipeline.target import TargetContext, fit_target
+from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
+from uniqsar.pipeline.worker import write_run_spec
 from uniqsar.util import log, n_cores
 
 # Share of a time budget reserved for stacking, final refits and writing the run directory.
@@ -102,6 +103,10 @@ def fit(data, out, options: FitOptions) -> Path:
     }
     write_json(out / "manifest.json", manifest)
 
+    transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}
+    folds = {n: target_folds(recipe, d, options.seed) if recipe.n_folds else None for n, d in ds.targets.items()}
+    write_run_spec(out, recipe, options.seed, ds.targets, folds, manifest, transforms, specs, fingerprint)
+
     rows, metrics, timings = [], {}, {}
     n_targets = len(ds.targets)
     for i, (name, data_t) in enumerate(ds.targets.items()):
@@ -111,11 +116,12 @@ def fit(data, out, options: FitOptions) -> Path:
             share = (deadline - time.time()) / (n_targets - i)
             tune_deadline = time.time() + share * (1 - FINAL_SHARE)
             final_deadline = time.time() + share
-        transform = target_transform.choose(options.target_transform, data_t.y, data_t.task)
+        transform = transforms[name]
         manifest["targets"][name]["transform"] = transform
         ctx = TargetContext(out, recipe, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
-                            options.storage, tune_deadline, final_deadline, transform, options.resume)
-        res = fit_target(ctx, data_t)
+                            options.storage, tune_deadline, final_deadline, transform, options.resume,
+                            fingerprint)
+        res = fit_target(ctx, data_t, folds[name])
         rows += res["rows"]
         ens = res["ensemble"]
         metrics[name] = {"metric": ens["metric"], "cv_score_ensemble": ens["cv_score_nested"],

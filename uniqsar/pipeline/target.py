@@ -34,21 +34,28 @@ class TargetContext:
     final_deadline: float | None = None
     transform: str = "none"  # resolved regression target transform
     resume: bool = False
+    run_id: str = ""
 
 
 def _study_name(target: str, model_id: str) -> str:
     return f"{safe_name(target)}/{model_id}"
 
 
-def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, n_trials, deadline):
+def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None) -> StudySpec:
     name = _study_name(data.name, model.id)
-    spec = StudySpec(
+    if ctx.storage_url and ctx.run_id:  # a shared database may hold many runs
+        name = f"{ctx.run_id}:{name}"
+    return StudySpec(
         name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
-        n_trials=n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
-        trials_dir=str(ctx.run_dir / "trials" / name), pruning=ctx.recipe.pruning, search=model.search,
-        transform=ctx.transform,
-        deadline=deadline,
+        n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
+        trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
+        transform=ctx.transform, deadline=deadline, oof_in_storage=ctx.storage_url is not None,
     )
+
+
+def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline):
+    spec = study_spec(ctx, data, model, deadline)
+    n_trials = model.n_trials
     storage = storage_for(ctx.run_dir, ctx.storage_url)
     create_study(spec, storage)
     if ctx.resume:
@@ -99,13 +106,16 @@ def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
     return {"rows": rows, "ensemble": ensemble}
 
 
-def fit_target(ctx: TargetContext, data: TargetData) -> dict:
+def target_folds(recipe: Recipe, data: TargetData, seed: int) -> np.ndarray:
+    y_strat = data.y if data.task == "binary" else None
+    return make_folds(data.smiles, recipe.n_folds, seed, recipe.split, y_strat)
+
+
+def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -> dict:
     recipe = ctx.recipe
     if recipe.n_folds == 0:
         return fit_target_without_cv(ctx, data)
     tdir = ctx.run_dir / "targets" / safe_name(data.name)
-    y_strat = data.y if data.task == "binary" else None
-    folds = make_folds(data.smiles, recipe.n_folds, ctx.seed, recipe.split, y_strat)
     log(f"target {data.name!r}: {data.task}, {len(data.y)} molecules, target transform {ctx.transform}, {len(np.unique(folds))} "
         f"{recipe.split} folds (sizes {np.bincount(folds).tolist()}), metric {ctx.metric}")
 
@@ -118,7 +128,7 @@ def fit_target(ctx: TargetContext, data: TargetData) -> dict:
             remaining = max(0.0, ctx.deadline - time.time())
             left = sum(m.n_trials for m in recipe.models[i:])
             deadline = time.time() + remaining * model.n_trials / max(1, left)
-        spec, (best, n_run) = _tune_model(ctx, data, model, X, folds, model.n_trials, deadline)
+        spec, (best, n_run) = _tune_model(ctx, data, model, X, folds, deadline)
         if not best:
             log(f"  {model.id}: no finished trial ({n_run} started) - skipped")
             continue

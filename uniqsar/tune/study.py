@@ -8,6 +8,7 @@ pick from the best trials without refitting.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,16 +21,24 @@ from uniqsar.metrics import METRICS, score
 from uniqsar.registry import get_learner_class
 
 
-def storage_for(run_dir: Path, url: str | None = None):
+def storage_for(run_dir: Path | None, url: str | None = None):
+    """An Optuna storage: an SQLAlchemy URL (postgresql://, mysql://, sqlite:///) -> RDB storage;
+    ``journal:///path`` or no URL -> a journal file (default: ``optuna.journal`` in the run dir)."""
     import optuna
-
-    if url:
-        if url.startswith(("sqlite", "postgresql", "mysql")):
-            return optuna.storages.RDBStorage(url)
-        return url
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    if url:
+        if url.startswith("journal://"):
+            return JournalStorage(JournalFileBackend(url[len("journal://"):]))
+        if "://" not in url:
+            raise ValueError(f"storage {url!r} is not a URL (postgresql://..., sqlite:///..., journal:///path)")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # heartbeats let a crashed worker's RUNNING trial be failed by the others
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
     return JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
 
 
@@ -76,10 +85,11 @@ class StudySpec:
     pruning: bool = True
     search: bool = True
     transform: str = "none"
+    oof_in_storage: bool = False  # distributed runs: OOF travels in the study, not in local files
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
 
 
-def _objective_factory(spec: StudySpec, X, y, folds):
+def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
     import optuna
 
     cls = get_learner_class(spec.learner)
@@ -101,9 +111,13 @@ def _objective_factory(spec: StudySpec, X, y, folds):
         value = score(spec.metric, y, oof)
         if not np.isfinite(value):
             raise optuna.TrialPruned()  # degenerate predictions (e.g. constant): never a candidate
-        atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
+        if spec.oof_in_storage:
+            trial.set_user_attr("oof", [float(v) for v in oof])
+        else:
+            atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
         trial.set_user_attr("params", params)
         trial.set_user_attr("seconds", time.time() - t0)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
         return value  # the study's direction follows the metric
 
     return objective
@@ -159,7 +173,7 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     if len(done) >= spec.n_trials:
         return
-    objective = _objective_factory(spec, X, y, folds)
+    objective = _objective_factory(spec, X, y, folds, worker)
     durations: list[float] = [t.user_attrs.get("seconds", 0.0) for t in done if "seconds" in t.user_attrs]
 
     def stop_on_deadline(study, trial):
@@ -190,9 +204,13 @@ def finished_trials(spec: StudySpec, storage, top: int):
     out = []
     for t in complete:
         path = Path(spec.trials_dir) / f"{t.number}.npy"
-        if not path.exists():
+        if "oof" in t.user_attrs:
+            oof = np.asarray(t.user_attrs["oof"], dtype=float)
+        elif path.exists():
+            oof = np.load(path, allow_pickle=False)
+        else:
             continue
-        out.append((t.number, float(t.value), dict(t.user_attrs["params"]), np.load(path, allow_pickle=False),
+        out.append((t.number, float(t.value), dict(t.user_attrs["params"]), oof,
                     float(t.user_attrs.get("seconds", 0.0))))
         if len(out) >= top:
             break
