@@ -1,0 +1,213 @@
+"""Summaries of TDC ADMET benchmark results written by ``benchmarks/tdc/run.py``.
+
+One result dir holds ``<task>/seed<k>.json`` files. This module rebuilds ``summary.json`` and
+``summary.md`` for one dir (``run.py`` calls :func:`write_summary` after each task), and builds a
+side-by-side comparison of several dirs::
+
+    python benchmarks/tdc/report.py benchmarks/tdc/results/maplight            # rewrite its summary
+    python benchmarks/tdc/report.py results/fast results/maplight results/default \
+        [--names fast maplight default] [--out comparison.md]
+
+Comparisons are direction-aware: MAE is lower-is-better, AUROC/AUPRC/Spearman higher-is-better.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from uniqsar.data.tdc import LEADERBOARD_BEST_METHOD, PUBLISHED, TASKS, summarize
+
+REFERENCES = (("maplight", "MapLight"), ("maplight_gnn", "MapLight+GNN"),
+              ("chemprop_rdkit", "Chemprop-RDKit"), ("leaderboard_best", "LB best"))
+
+
+def lower_is_better(task: str) -> bool:
+    return not TASKS[task].greater_is_better
+
+
+def better(task: str, a: float, b: float) -> bool:
+    """True if score ``a`` is strictly better than ``b`` on ``task``."""
+    return a < b if lower_is_better(task) else a > b
+
+
+def load_seeds(result_dir) -> dict[str, list[dict]]:
+    """``{task: [seed records sorted by seed]}`` in leaderboard task order."""
+    root = Path(result_dir)
+    out: dict[str, list[dict]] = {}
+    for task in TASKS:
+        files = sorted((root / task).glob("seed*.json")) if (root / task).is_dir() else []
+        recs = []
+        for f in files:
+            try:
+                recs.append(json.loads(f.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+        if recs:
+            out[task] = sorted(recs, key=lambda r: r["seed"])
+    return out
+
+
+def rank_among_published(task: str, mean: float) -> tuple[int, int]:
+    """(rank of ``mean`` among the published reference means + ours, number of entries).
+
+    Rank 1 is best; a published number equal to ours does not push us down (ties share a rank).
+    """
+    pub = [PUBLISHED[task][k][0] for k, _ in REFERENCES if k in PUBLISHED.get(task, {})]
+    return 1 + sum(better(task, p, mean) for p in pub), len(pub) + 1
+
+
+def summarize_dir(result_dir) -> dict[str, dict]:
+    """``{task: {metric, mean, std, n_seeds, seeds, scores, seconds_mean, ...}}``."""
+    summary = {}
+    for task, recs in load_seeds(result_dir).items():
+        scores = [r["score"] for r in recs]
+        mean, std = summarize(scores, allow_fewer=True)
+        secs = [r.get("seconds", float("nan")) for r in recs]
+        summary[task] = {
+            "metric": TASKS[task].metric, "mean": mean, "std": std, "n_seeds": len(recs),
+            "seeds": [r["seed"] for r in recs], "scores": scores,
+            "seconds_mean": round(sum(secs) / len(secs), 1),
+            "n_fallback": max(int(r.get("n_fallback", 0)) for r in recs),
+            "preset": recs[0].get("preset"), "protocol": recs[0].get("protocol"),
+        }
+    return summary
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _pub(task: str, key: str) -> str:
+    v = PUBLISHED.get(task, {}).get(key)
+    return f"{v[0]:.3f}±{v[1]:.3f}" if v else "—"
+
+
+def summary_markdown(summary: dict[str, dict], title: str = "") -> str:
+    lines = []
+    if title:
+        lines += [f"# {title}", ""]
+    lines += ["Scores: mean ± population std over seeds, each seed rounded to 3 decimals (TDC "
+              "`evaluate_many`). MAE ↓, others ↑. Rank: uniqsar's place among the 4 published "
+              "numbers + itself (1 = best). Time: mean wall seconds per seed (fit + predict).", ""]
+    head = ["task", "metric", "n", "uniqsar", "MapLight", "MapLight+GNN", "Chemprop-RDKit",
+            "LB best (method)", "rank", "s/seed"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, s in summary.items():
+        rank, n = rank_among_published(task, s["mean"])
+        arrow = "↓" if lower_is_better(task) else "↑"
+        lines.append("| " + " | ".join([
+            task, f"{s['metric']} {arrow}", str(s["n_seeds"]), f"**{_fmt(s['mean'])}±{_fmt(s['std'])}**",
+            _pub(task, "maplight"), _pub(task, "maplight_gnn"), _pub(task, "chemprop_rdkit"),
+            f"{_pub(task, 'leaderboard_best')} ({LEADERBOARD_BEST_METHOD.get(task, '?')})",
+            f"{rank}/{n}", f"{s['seconds_mean']:.0f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_summary(result_dir, title: str | None = None) -> dict[str, dict]:
+    root = Path(result_dir)
+    summary = summarize_dir(root)
+    _atomic_write(root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _atomic_write(root / "summary.md", summary_markdown(summary, title or f"TDC ADMET results: {root.name}"))
+    return summary
+
+
+def compare_markdown(dirs: list[str], names: list[str] | None = None) -> str:
+    """Side-by-side table of several result dirs with ratios vs MapLight and win counts."""
+    names = names or [Path(d).name for d in dirs]
+    sums = [summarize_dir(d) for d in dirs]
+    tasks = [t for t in TASKS if any(t in s for s in sums)]
+    head = ["task", "metric"] + [f"{n}" for n in names] + [f"{n}/ML" for n in names] + ["MapLight", "LB best"]
+    lines = ["Ratio `x/ML` = our mean / published MapLight mean (for MAE < 1 is better; otherwise > 1 is better). "
+             "`*` marks fewer than 5 seeds.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    wins_ml = [0] * len(dirs)
+    wins_lb = [0] * len(dirs)
+    counted = [0] * len(dirs)
+    for task in tasks:
+        ml = PUBLISHED[task]["maplight"][0]
+        lb = PUBLISHED[task]["leaderboard_best"][0]
+        cells, ratios = [], []
+        for i, s in enumerate(sums):
+            if task not in s:
+                cells.append("—")
+                ratios.append("—")
+                continue
+            r = s[task]
+            counted[i] += 1
+            wins_ml[i] += better(task, r["mean"], ml)
+            wins_lb[i] += better(task, r["mean"], lb)
+            star = "" if r["n_seeds"] >= 5 else "*"
+            cells.append(f"{_fmt(r['mean'])}±{_fmt(r['std'])}{star}")
+            ratios.append(f"{r['mean'] / ml:.3f}" if ml else "—")
+        arrow = "↓" if lower_is_better(task) else "↑"
+        lines.append("| " + " | ".join([task, f"{TASKS[task].metric} {arrow}"] + cells + ratios
+                                         + [_pub(task, "maplight"), f"{_pub(task, 'leaderboard_best')} "
+                                            f"({LEADERBOARD_BEST_METHOD.get(task, '?')})"]) + " |")
+    lines += ["", "| run | tasks | beats MapLight | beats LB best |", "|---|---|---|---|"]
+    for i, n in enumerate(names):
+        lines.append(f"| {n} | {counted[i]} | {wins_ml[i]} | {wins_lb[i]} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
+    """Reproduction check vs a published method: within max(2 published std, 0.01) of its mean."""
+    lines = [f"Reproduction bar vs published `{ref}`: |ours - published| <= max(2 x published std, 0.01).", "",
+             "| task | metric | n | ours | published | diff | bar | within |", "|---|---|---|---|---|---|---|---|"]
+    n_in = n_all = 0
+    for task, s in summary.items():
+        pub = PUBLISHED.get(task, {}).get(ref)
+        if not pub:
+            continue
+        diff = s["mean"] - pub[0]
+        bar = max(2 * pub[1], 0.01)
+        ok = abs(diff) <= bar + 1e-9
+        n_in += ok
+        n_all += 1
+        lines.append(f"| {task} | {s['metric']} | {s['n_seeds']} | {_fmt(s['mean'])}±{_fmt(s['std'])} | "
+                     f"{pub[0]:.3f}±{pub[1]:.3f} | {diff:+.3f} | {bar:.3f} | {'yes' if ok else 'NO'} |")
+    lines += ["", f"Within the bar on {n_in} of {n_all} tasks."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dirs", nargs="+", help="result dirs written by run.py")
+    ap.add_argument("--names", nargs="*", help="column names (default: dir names)")
+    ap.add_argument("--out", help="write the comparison Markdown here (default: stdout)")
+    ap.add_argument("--bar", metavar="METHOD", help="for one dir: reproduction check vs a published method "
+                    "(maplight, maplight_gnn, chemprop_rdkit, leaderboard_best)")
+    args = ap.parse_args(argv)
+    if args.bar:
+        if len(args.dirs) != 1:
+            ap.error("--bar takes one result dir")
+        text = bar_markdown(summarize_dir(args.dirs[0]), args.bar)
+        if args.out:
+            Path(args.out).write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if len(args.dirs) == 1 and not args.names:
+        s = write_summary(args.dirs[0])
+        print((Path(args.dirs[0]) / "summary.md").read_text(), end="")
+        return 0 if s else 1
+    if args.names and len(args.names) != len(args.dirs):
+        ap.error("--names needs one name per dir")
+    text = compare_markdown(args.dirs, args.names)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
