@@ -1,0 +1,514 @@
+"""Pretrain a Uni-Mol2 model from scratch on a SMILES corpus (objectives of shared/reference/unimol2.md §2).
+
+    pretrain(recipe, corpus, out)   # = `uniqsar pretrain --recipe ... --corpus ... --out ...`
+
+Run folder `out`:
+  corpus.csv, corpus.json        canonical SMILES + train/val split, corpus statistics
+  conformers/shard_*.npz         3D conformers + 2D layouts + graph features (resumable)
+  ckpt/last.pt                   training state (model, optimizer, scheduler, RNG states as tensors, step);
+                                 torch.load(weights_only=True); written atomically every `checkpoint_every` steps
+  losses.csv, val_losses.csv     one row per step / per validation; losses.png (if matplotlib is installed)
+  checkpoint.pt, model_card.json the export: official layout {'model': state_dict} (with lm_head), load_unimol2
+
+Loss = token_loss·MLM + coord_loss·coord-L1 + dist_loss·distance-L1 (+ aux_loss·descriptor-MSE if enabled).
+Schedule: AdamW (0.9, 0.99, eps 1e-6, wd 1e-4), linear warmup, polynomial decay (power 1 = linear) to end_lr,
+grad-norm clipping. Batches are size-bucketed; each epoch's batch order is a pure function of (seed, epoch),
+and the corruption RNG and torch RNG are checkpointed, so a resumed run continues the same sample stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import UniMol2Config, get_config
+from .model import UniMol2
+from .pretrain_data import DESCRIPTORS, ConformerStore, collate_pretrain, corrupt, epoch_batches, \
+    prepare_conformers, read_corpus
+
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+TERMS = ("loss", "mlm", "coord", "dist", "aux")
+
+
+# ----------------------------------------------------------------------------------------- recipe
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
+    limit: int = 0  # read only the first `limit` rows (0 = all)
+    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
+    val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
+    val_max: int = 512  # validation molecules actually evaluated
+    shard_size: int = 500  # molecules per conformer shard
+    conformer_seed: int = 42
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    mask_token_prob: float = 0.15
+    coord_noise_prob: float = 0.15
+    noise: float = 1.0  # uniform noise half-width, Angstrom
+    kabsch: bool = True  # align the noised structure back onto the clean one
+    drop_feat_prob: float = 0.5
+    use_2d_prob: float = 0.5
+    token_loss: float = 1.0
+    coord_loss: float = 5.0
+    dist_loss: float = 10.0
+    aux_descriptors: bool = False  # regress z-scored RDKit descriptors from the CLS vector
+    aux_loss: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    max_steps: int = 1000
+    batch_size: int = 32  # molecules per step (upper bound)
+    max_pairs: int = 32 * 48 * 48  # and about B·L² <= max_pairs
+    lr: float = 1e-4
+    end_lr: float = 0.0
+    warmup_steps: int = 100
+    power: float = 1.0  # polynomial decay power (1 = linear)
+    weight_decay: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.99
+    eps: float = 1e-6
+    clip_norm: float = 1.0
+    seed: int = 1
+    threads: int = 0  # torch threads; 0 = all cores
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 500
+    mode: str = "correct"
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    name: str
+    model: UniMol2Config
+    data: DataSpec = field(default_factory=DataSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": self.model.to_dict(), "data": asdict(self.data),
+                "objective": asdict(self.objective), "train": asdict(self.train)}
+
+
+def _section(cls, d: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    out = {}
+    for k, v in d.items():
+        default = getattr(cls(), k)
+        ok = (isinstance(v, bool) if isinstance(default, bool) else
+              isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(default, float) else
+              isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int) else isinstance(v, str))
+        if not ok:
+            raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
+        out[k] = float(v) if isinstance(default, float) else v
+    return out
+
+
+def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
+    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
+    if unknown:
+        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
+    m = dict(d.get("model", {}))
+    size = m.pop("size", "tiny")
+    try:
+        cfg = get_config(size, **_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True, num_classes=0)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"recipe {name!r} [model]: {e}") from None
+    r = PretrainRecipe(name, cfg, DataSpec(**_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
+                       ObjectiveSpec(**_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
+                       TrainSpec(**_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
+    o, t, da = r.objective, r.train, r.data
+    probs = {"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
+             "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction}
+    for k, v in probs.items():
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1], got {v}")
+    positive = {"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
+                "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "shard_size": da.shard_size}
+    for k, v in positive.items():
+        if v <= 0:
+            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    if t.mode not in ("correct", "reference"):
+        raise ValueError(f"recipe {name!r}: train.mode must be 'correct' or 'reference'")
+    if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise) < 0:
+        raise ValueError(f"recipe {name!r}: loss weights, warmup_steps, clip_norm and noise must be >= 0")
+    return r
+
+
+def resolve_recipe_path(name_or_path) -> Path:
+    p = Path(str(name_or_path))
+    for cand in (p, RECIPE_DIR / p.name, RECIPE_DIR / f"{p.name}.toml", RECIPE_DIR / f"pretrain_unimol2_{p.name}.toml"):
+        if cand.is_file():
+            return cand
+    avail = sorted(x.stem.removeprefix("pretrain_unimol2_") for x in RECIPE_DIR.glob("pretrain_unimol2_*.toml"))
+    raise FileNotFoundError(f"pretraining recipe {name_or_path!r} not found; packaged: {avail}")
+
+
+def load_pretrain_recipe(name_or_path) -> PretrainRecipe:
+    path = resolve_recipe_path(name_or_path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: invalid TOML: {e}") from None
+    return recipe_from_dict(d, name=path.stem)
+
+
+# ----------------------------------------------------------------------------------------- losses
+
+
+def pretrain_losses(model: UniMol2, batch: dict, obj: ObjectiveSpec, aux_head=None, mode="correct") -> dict:
+    """Per-term losses (unweighted) and the weighted total under "loss"."""
+    token_mask = batch["token_mask"]
+    out = model(batch, mode=mode, masked_tokens=token_mask)
+    am = batch["atom_mask"].float()  # (B, N)
+    if token_mask.any():
+        mlm = F.cross_entropy(out["mlm_logits"].float(), batch["target_tokens"][token_mask])
+    else:
+        mlm = out["coords"].sum() * 0.0
+    target = batch["target_coord"]  # (B, N, 3) clean, centred
+    coord = (((out["coords"] - target).abs().sum(-1) * am).sum(1) / am.sum(1)).mean()
+
+    def pdist(x):  # (B, N, N); sqrt clamped so that the zero diagonal has a finite gradient
+        return ((x.unsqueeze(1) - x.unsqueeze(2)) ** 2).sum(-1).clamp_min(1e-10).sqrt()
+
+    pm = am.unsqueeze(1) * am.unsqueeze(2)  # (B, N, N) real pairs
+    dist = (((pdist(out["coords"]) - pdist(target)).abs() * pm).sum((1, 2)) / pm.sum((1, 2))).mean()
+    total = obj.token_loss * mlm + obj.coord_loss * coord + obj.dist_loss * dist
+    res = {"mlm": mlm, "coord": coord, "dist": dist}
+    if aux_head is not None and "desc_z" in batch:
+        aux = F.mse_loss(aux_head(out["cls"]), batch["desc_z"])
+        total = total + obj.aux_loss * aux
+        res["aux"] = aux
+    res["loss"] = total
+    return res
+
+
+def lr_lambda(total: int, warmup: int, power: float, lr: float, end_lr: float):
+    def f(step: int) -> float:  # multiplier of the base lr at optimizer step `step` (0-based)
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        frac = min(1.0, (step - warmup) / max(1, total - warmup))
+        return (end_lr + (lr - end_lr) * (1.0 - frac) ** power) / lr
+
+    return f
+
+
+# ----------------------------------------------------------------------------------------- state
+
+
+def _rng_tensor(rng: np.random.Generator) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
+
+
+def _rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(bytes(t.tolist()).decode())
+    return rng
+
+
+def atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_corpus(out: Path, smiles, is_val, stats) -> None:
+    tmp = out / "corpus.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["smiles", "split"])
+        w.writerows([s, "val" if v else "train"] for s, v in zip(smiles, is_val))
+    os.replace(tmp, out / "corpus.csv")
+    (out / "corpus.json").write_text(json.dumps(stats, indent=1))
+
+
+def _read_corpus_dir(out: Path):
+    with open(out / "corpus.csv", newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    return [r[0] for r in rows], np.array([r[1] == "val" for r in rows]), json.loads((out / "corpus.json").read_text())
+
+
+class CsvLog:
+    """Append-only CSV; on resume rows after `keep_upto` (written after the last checkpoint) are dropped."""
+
+    def __init__(self, path: Path, header: list[str], keep_upto: int | None):
+        self.path = path
+        rows = []
+        if keep_upto is not None and path.exists():
+            with open(path, newline="") as fh:
+                rows = [r for r in list(csv.reader(fh))[1:] if r and int(r[0]) <= keep_upto]
+        with open(path, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+        self.fh = open(path, "a", newline="")
+        self.w = csv.writer(self.fh)
+
+    def write(self, row) -> None:
+        self.w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        self.fh.flush()
+
+
+def _fmt_time(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def plot_losses(out: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import pandas as pd
+    except ImportError:
+        print("losses.png skipped: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        return None
+    tr = pd.read_csv(out / "losses.csv")
+    va = pd.read_csv(out / "val_losses.csv") if (out / "val_losses.csv").exists() else None
+    terms = [t for t in ("loss", "mlm", "coord", "dist", "aux") if t in tr.columns and tr[t].notna().any()]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
+    win = max(1, len(tr) // 50)
+    for ax, t in zip(axes[0], terms):
+        ax.plot(tr["step"], tr[t].rolling(win, min_periods=1).mean(), label="train")
+        if va is not None and len(va) and t in va.columns:
+            ax.plot(va["step"], va[t], "o-", label="val")
+        ax.set_title(t)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=80)
+    plt.close(fig)
+    return out / "losses.png"
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None = None, n_jobs: int = 1,
+             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True) -> dict:
+    """Pretrain (or resume) into folder `out`. Returns the model card dict. max_steps / limit override the
+    recipe's train.max_steps / data.limit; n_jobs is for conformer generation, threads for torch."""
+    r = recipe if isinstance(recipe, PretrainRecipe) else load_pretrain_recipe(recipe)
+    if limit is not None:
+        r = replace(r, data=replace(r.data, limit=int(limit)))
+    d, o, t = r.data, r.objective, r.train
+    total = int(max_steps or t.max_steps)
+    out = Path(out)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
+    ckpt_path = out / "ckpt" / "last.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    from uniqsar.util import n_cores
+
+    torch.set_num_threads(int(threads or t.threads or n_cores()))
+    out.mkdir(parents=True, exist_ok=True)
+
+    # -- data
+    if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
+        smiles, is_val, stats = _read_corpus_dir(out)
+        if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
+            raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
+                             f"use a new --out for different ones")
+        say(f"corpus: reusing {out / 'corpus.csv'} ({len(smiles)} molecules)")
+    else:
+        smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
+                                            subsample=d.subsample or None, seed=t.seed, exclude=exclude,
+                                            val_fraction=d.val_fraction, verbose=verbose)
+        _write_corpus(out, smiles, is_val, stats)
+    shards = prepare_conformers(smiles, out / "conformers", shard_size=d.shard_size, seed=d.conformer_seed,
+                                max_atoms=r.model.max_atoms, n_jobs=n_jobs, verbose=verbose)
+    store = ConformerStore(shards)
+    val_pos = np.array([k for k, row in enumerate(store.index) if is_val[row]], np.int64)
+    train_pos = np.array([k for k, row in enumerate(store.index) if not is_val[row]], np.int64)
+    if len(train_pos) == 0:
+        raise ValueError("no training molecules with a conformer")
+    desc = store.arrays["desc"].astype(np.float64)
+    d_mean, d_std = np.nanmean(desc[train_pos], 0), np.nanstd(desc[train_pos], 0) + 1e-6
+    store.arrays["desc"] = np.nan_to_num((desc - d_mean) / d_std).astype(np.float32)  # z-scored (train stats)
+    sizes = store.n_atoms[train_pos]
+    say(f"data: {len(train_pos)} train / {len(val_pos)} val molecules with conformers, {len(store.failed)} failed, "
+        f"mean {sizes.mean():.1f} heavy atoms")
+
+    # -- model, optimizer, schedule
+    torch.manual_seed(t.seed)
+    model = UniMol2(r.model)  # init_bert_params in the constructor
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0.0, 0.02)  # a plain Parameter: not covered by init_bert_params
+    aux_head = torch.nn.Linear(r.model.embed_dim, len(DESCRIPTORS)) if o.aux_descriptors else None
+    params = list(model.parameters()) + (list(aux_head.parameters()) if aux_head else [])
+    opt = torch.optim.AdamW(params, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
+    rng = np.random.default_rng([t.seed, 1])
+    step, epoch, pos_in_epoch, mols_seen, atoms_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        if aux_head is not None:
+            aux_head.load_state_dict(st["aux_head"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng_torch"])
+        rng = _rng_from_tensor(st["rng_numpy"])
+        step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
+        mols_seen, atoms_seen, elapsed0 = int(st["mols_seen"]), int(st["atoms_seen"]), float(st["elapsed"])
+        say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
+    elif resume:
+        say("--resume: no checkpoint yet, starting from step 0")
+    n_params = model.num_params()
+    say(f"model: {n_params:,} parameters ({n_params * 4 / 2**20:.1f} MB float32), {total} steps, "
+        f"{torch.get_num_threads()} threads")
+
+    cols = ["step", *[x for x in TERMS if x != "aux" or aux_head is not None], "lr", "mols", "elapsed_s"]
+    log = CsvLog(out / "losses.csv", cols, keep_upto=step)
+    vlog = CsvLog(out / "val_losses.csv", ["step", *cols[1:-3]], keep_upto=step)
+
+    # -- fixed validation batches (same corruptions at every evaluation)
+    vrng = np.random.default_rng([t.seed, 2])
+    vpos = val_pos[:d.val_max]
+    val_batches = [collate_pretrain([corrupt(store.get(int(vpos[i])), vrng, o) for i in b])
+                   for b in epoch_batches(store.n_atoms[vpos], t.batch_size, t.max_pairs, vrng)] if len(vpos) else []
+
+    def with_desc(batch):
+        if aux_head is not None:
+            batch["desc_z"] = batch["desc"]
+        return batch
+
+    def validate() -> dict:
+        model.eval()
+        sums, n = {}, 0
+        with torch.no_grad():
+            for b in val_batches:
+                res = pretrain_losses(model, with_desc(b), o, aux_head, t.mode)
+                k = len(b["src_tokens"])
+                for key, v in res.items():
+                    sums[key] = sums.get(key, 0.0) + float(v) * k
+                n += k
+        model.train()
+        return {k: v / n for k, v in sums.items()}
+
+    def save_state():
+        st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "rng_torch": torch.get_rng_state(), "rng_numpy": _rng_tensor(rng), "step": step, "epoch": epoch,
+              "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "atoms_seen": atoms_seen,
+              "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
+        if aux_head is not None:
+            st["aux_head"] = aux_head.state_dict()
+        atomic_save(st, ckpt_path)
+
+    # -- loop
+    model.train()
+    t_start = time.time()
+    win, win_t, win_m, win_n = {}, time.time(), 0, 0
+    last = {}
+    try:
+        while step < total:
+            plan = epoch_batches(sizes, t.batch_size, t.max_pairs, np.random.default_rng([t.seed, 3, epoch]))
+            while pos_in_epoch < len(plan) and step < total:
+                idx = train_pos[plan[pos_in_epoch]]
+                batch = with_desc(collate_pretrain([corrupt(store.get(int(k)), rng, o) for k in idx]))
+                res = pretrain_losses(model, batch, o, aux_head, t.mode)
+                opt.zero_grad(set_to_none=True)
+                res["loss"].backward()
+                if t.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, t.clip_norm)
+                lr = opt.param_groups[0]["lr"]
+                opt.step()
+                sched.step()
+                step, pos_in_epoch = step + 1, pos_in_epoch + 1
+                mols_seen += len(idx)
+                atoms_seen += int(batch["atom_mask"].sum())
+                vals = {k: v.item() for k, v in res.items()}
+                if not math.isfinite(vals["loss"]):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {vals}")
+                log.write([step, *[vals.get(c, "") for c in cols[1:-3]], lr, len(idx),
+                           round(elapsed0 + time.time() - t_start, 2)])
+                for k, v in vals.items():
+                    win[k] = win.get(k, 0.0) + v
+                win_m, win_n = win_m + len(idx), win_n + 1
+                if step % t.log_every == 0 or step == total:
+                    n_win = win_n
+                    dt = max(time.time() - win_t, 1e-9)
+                    rate, eta = win_m / dt, (total - step) * dt / n_win
+                    last = {k: v / n_win for k, v in win.items()}
+                    say(f"step {step}/{total} | loss {last['loss']:.4f} (mlm {last['mlm']:.3f} coord "
+                        f"{last['coord']:.3f} dist {last['dist']:.3f}" + (f" aux {last['aux']:.3f}" if "aux" in last
+                        else "") + f") | lr {lr:.2e} | {rate:.1f} mol/s | ETA {_fmt_time(eta)}")
+                    win, win_t, win_m, win_n = {}, time.time(), 0, 0
+                if val_batches and (step % t.val_every == 0 or step == total):
+                    v = validate()
+                    vlog.write([step, *[v.get(c, "") for c in cols[1:-3]]])
+                    say(f"step {step} validation: loss {v['loss']:.4f} (mlm {v['mlm']:.3f} coord {v['coord']:.3f} "
+                        f"dist {v['dist']:.3f})")
+                if step % t.checkpoint_every == 0 or step == total:
+                    save_state()
+            if pos_in_epoch >= len(plan):
+                epoch, pos_in_epoch = epoch + 1, 0
+    except KeyboardInterrupt:
+        say(f"interrupted at step {step}; saving a checkpoint (resume with --resume)")
+        save_state()
+        raise
+
+    # -- export
+    model.eval()
+    export = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    atomic_save(export, out / "checkpoint.pt")
+    val_final = validate() if val_batches else {}
+    card = {
+        "format": "uniqsar-unimol2-pretrain/1",
+        "recipe": r.to_dict(),
+        "config": r.model.to_dict(),
+        "num_params": n_params,
+        "data": {**stats, "n_train_with_conformer": int(len(train_pos)), "n_val_with_conformer": int(len(val_pos)),
+                 "conformer_failures": int(len(store.failed)), "mean_heavy_atoms": float(sizes.mean()),
+                 "descriptors": list(DESCRIPTORS) if aux_head is not None else [],
+                 "descriptor_mean": d_mean.tolist() if aux_head is not None else [],
+                 "descriptor_std": d_std.tolist() if aux_head is not None else []},
+        "steps": step,
+        "epochs": round(mols_seen / max(1, len(train_pos)), 3),
+        "molecules_seen": mols_seen,
+        "tokens_seen": atoms_seen,
+        "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
+        "final_train_losses": last,
+        "final_val_losses": val_final,
+        "checkpoint": "checkpoint.pt",
+        "sha256": sha256_file(out / "checkpoint.pt"),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+    }
+    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    log.fh.close()
+    vlog.fh.close()
+    plot_losses(out)
+    say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
+    return card
+
+
+__all__ = ["pretrain", "pretrain_losses", "load_pretrain_recipe", "recipe_from_dict", "PretrainRecipe",
+           "DataSpec", "ObjectiveSpec", "TrainSpec"]
