@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--cache-dir")
 
     _add_pretrain_parser(sub)
+    _add_embed_parser(sub)
 
     i = sub.add_parser("info", help="summarize a run directory")
     i.add_argument("run")
@@ -176,6 +177,42 @@ def cmd_pretrain(a) -> int:
 
 
 COMMANDS["pretrain"] = cmd_pretrain
+
+
+def _add_embed_parser(sub) -> None:
+    e = sub.add_parser("embed", help="molecule embeddings (one float32 row per input row) to a .npy file",
+                       epilog="example:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("data", help="CSV (or TSV) with a SMILES column")
+    e.add_argument("--model", default="unimol2", choices=["unimol2"])
+    e.add_argument("--weights", default="default",
+                   help="default | random | a size name (small, 84m, ...) | checkpoint path (default: default)")
+    e.add_argument("--smiles-col")
+    e.add_argument("--pooling", default="cls", choices=["cls", "cls+mean"])
+    e.add_argument("--n-conformers", type=int, default=1, help="conformers averaged per molecule")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--n-jobs", type=int, default=1, help="processes for conformers; torch threads")
+    e.add_argument("--cache-dir", help="feature cache directory")
+    e.add_argument("--no-cache", action="store_true")
+    e.add_argument("--out", required=True, help="output .npy (float32, rows in input order, NaN rows = failed)")
+
+
+def cmd_embed(a) -> int:
+    import numpy as np
+
+    from uniqsar.models.unimol2.featurizer import embed_table
+
+    X, info = embed_table(a.data, smiles_col=a.smiles_col, weights=a.weights, pooling=a.pooling,
+                          n_conformers=a.n_conformers, seed=a.seed, batch_size=a.batch_size, n_jobs=max(1, a.n_jobs),
+                          cache_dir=a.cache_dir, use_cache=not a.no_cache)
+    np.save(a.out, X)
+    print(f"wrote {a.out}: {info['n_rows']} rows x {info['dim']} (float32), {info['n_failed']} failed "
+          f"({info['n_invalid_smiles']} invalid SMILES); weights: {info['weights_text']}")
+    return 0
+
+
+COMMANDS["embed"] = cmd_embed
 
 
 def main(argv=None) -> int:

@@ -15,11 +15,14 @@ FEATURIZER_MODULES: dict[str, str] = {
     "erg": "uniqsar.featurize.fingerprints",
     "maccs": "uniqsar.featurize.fingerprints",
     "rdkit_desc": "uniqsar.featurize.descriptors",
+    "unimol2": "uniqsar.models.unimol2.featurizer",
 }
 LEARNER_MODULES: dict[str, str] = {
     "lightgbm": "uniqsar.models.gbdt",
     "catboost": "uniqsar.models.gbdt",
     "linear": "uniqsar.models.linear",
+    "dmpnn": "uniqsar.models.dmpnn",
+    "unimol2": "uniqsar.models.unimol2.learner",
 }
 
 FEATURIZERS: dict[str, type] = {}

@@ -62,17 +62,22 @@ def _to(batch: dict, device: str) -> dict:
 
 
 class Trainer:
-    """``forward(model, batch) -> (B,)`` raw outputs (regression value / binary logit)."""
+    """``forward(model, batch) -> (B,)`` raw outputs (regression value / binary logit).
+
+    ``collate`` builds training batches (it may augment, e.g. pick a random conformer);
+    ``eval_collate`` (default: ``collate``) builds validation / prediction batches deterministically."""
 
     def __init__(self, cfg: TrainConfig, task: str, forward: Callable, collate: Callable,
-                 head_prefixes: tuple[str, ...] = ()):
+                 head_prefixes: tuple[str, ...] = (), eval_collate: Callable | None = None):
         self.cfg = cfg
         self.task = task
         self.forward = forward
         self.collate = collate
+        self.eval_collate = eval_collate or collate
         self.head_prefixes = head_prefixes
         self.device = resolve_device(cfg.device)
         self.history: list[dict] = []
+        self.best_epoch: int | None = None
 
     def _optimizer(self, model: nn.Module, steps: int):
         head, body = [], []
@@ -101,7 +106,7 @@ class Trainer:
         out = np.empty(len(items))
         with torch.inference_mode():
             for idx in batches(sizes, batch_size or self.cfg.batch_size * 2, None):
-                batch = _to(self.collate([items[i] for i in idx]), self.device)
+                batch = _to(self.eval_collate([items[i] for i in idx]), self.device)
                 out[idx] = self.forward(model, batch).float().cpu().numpy()
         return out
 
@@ -133,7 +138,7 @@ class Trainer:
                         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     opt.step()
                     sched.step()
-                    total += float(loss) * len(idx)
+                    total += float(loss.detach()) * len(idx)
                 rec = {"epoch": epoch + 1, "train_loss": total / len(items), "seconds": time.time() - t0}
                 if valid is not None:
                     v_items, v_y, v_sizes = valid
@@ -146,6 +151,7 @@ class Trainer:
                     rec["valid"] = v
                     if v < best - 1e-6:
                         best, bad = v, 0
+                        self.best_epoch = epoch + 1
                         best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
                     else:
                         bad += 1

@@ -101,6 +101,10 @@ def fit(data, out, options: FitOptions) -> Path:
         "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
+    if any(m.learner == "unimol2" for m in recipe.models) or any(v["key"] == "unimol2" for v in specs.values()):
+        from uniqsar.models.unimol2.pretrained import recipe_identities  # Uni-Mol2 weights identity (sha256)
+
+        manifest["unimol2_weights"] = recipe_identities(recipe, specs, options.seed)
     write_json(out / "manifest.json", manifest)
 
     transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}

@@ -1,0 +1,211 @@
+"""Uni-Mol2 in the AutoML: weights identity, conformer cache, embedding featurizer, fine-tuning learner, embed CLI.
+
+Everything runs a TINY random config (2 layers, D=32, P=16) on small molecules; one torch thread (conftest).
+"""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+from uniqsar.featurize.cache import FeatureCache
+from uniqsar.models.unimol2 import pretrained
+from uniqsar.models.unimol2.conformer_cache import ConformerCache
+from uniqsar.models.unimol2.features import featurize
+from uniqsar.models.unimol2.weights import random_unimol2, save_checkpoint
+from uniqsar.registry import get_featurizer, get_learner_class
+
+TINY = {"layers": 2, "embed_dim": 32, "heads": 2, "pair_dim": 16, "pair_hidden": 4}
+SMILES = ["CCO", "c1ccccc1O", "not_a_smiles", "CC(=O)Oc1ccccc1C(=O)O", "N[C@@H](C)C(=O)O", "C/C=C/Cl"]
+TRAIN = ["CCO", "CCN", "CCCC", "c1ccccc1", "OCCO", "NCCN", "CC(=O)O", "CC(C)O", "CCOC", "c1ccncc1", "CCCl",
+         "OC(=O)CN", "CCCCC", "CC(N)C", "C1CCCCC1", "c1ccoc1", "OCC(O)CO", "CN(C)C", "CCCCO", "NC(=O)N", "ClCCCl",
+         "c1ccc(O)cc1", "CC=O", "CCC#N"]
+
+
+def hetero_fraction(smi):
+    mol = Chem.MolFromSmiles(smi)
+    return sum(a.GetSymbol() != "C" for a in mol.GetAtoms()) / mol.GetNumAtoms()
+
+
+# ------------------------------------------------------------------------------------------ weights identity
+
+
+def test_default_is_random_and_says_so(capsys):
+    pretrained._warned.clear()
+    if pretrained.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("a pretrained default checkpoint ships now")
+    ident = pretrained.identity("default", seed=3)
+    assert ident["kind"] == "random" and ident["seed"] == 3 and ident["config"]["layers"] == 4
+    assert "RANDOM" in capsys.readouterr().err
+    pretrained.identity("default", seed=3)
+    assert capsys.readouterr().err == ""  # one warning per process
+    assert "RANDOM" in pretrained.describe(ident)
+
+
+def test_identity_of_a_file_has_its_sha256(tmp_path):
+    path = save_checkpoint(random_unimol2("tiny", seed=0), tmp_path / "w.pt")
+    ident = pretrained.identity(str(path))
+    assert ident["kind"] == "file" and ident["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert ident["config"]["layers"] == 2
+    other = save_checkpoint(random_unimol2("tiny", seed=1), tmp_path / "v.pt")
+    assert pretrained.identity(str(other))["sha256"] != ident["sha256"]
+    json.dumps(ident)
+
+
+# ------------------------------------------------------------------------------------------ conformer cache
+
+
+def test_conformer_cache_matches_direct_features_and_hits(tmp_path):
+    smi = ["CCO", "not_a_smiles", "N[C@@H](C)C(=O)O", "C/C=C/Cl", "[2H]C([2H])O"]
+    direct, reasons = featurize(smi, n_conformers=2, max_atoms=4, crop_seed=1)
+    cache = ConformerCache(tmp_path)
+    first, r1 = cache.features(smi, n_conformers=2, max_atoms=4, crop_seed=1)
+    assert cache.last_misses == 5
+    again = ConformerCache(tmp_path)  # fresh process view: read from disk
+    second, _ = again.features(smi, n_conformers=2, max_atoms=4, crop_seed=1)
+    assert again.last_misses == 1  # only the unparsable one is retried
+    assert r1[1] and second[1] is None
+    for a, b in zip(direct, second):
+        if a is None:
+            continue
+        for ca, cb in zip(a, b):
+            for k in ca:
+                np.testing.assert_array_equal(np.asarray(ca[k]), np.asarray(cb[k]), err_msg=k)
+    for shard in (tmp_path / "etkdg-mmff-v1").glob("*.npz"):
+        np.load(shard, allow_pickle=False)["coords"]
+    # one conformer more: only the new conformer seed is computed, the first two are reused
+    third = ConformerCache(tmp_path)
+    third.features(["CCO"], n_conformers=3)
+    assert third.last_misses == 1 and len(list((tmp_path / "etkdg-mmff-v1").glob("*.npz"))) == 2
+
+
+# ------------------------------------------------------------------------------------------ featurizer
+
+
+def test_featurizer_conformance(tmp_path):
+    f = get_featurizer("unimol2", arch=TINY, pooling="cls+mean")
+    X = f.compute(SMILES)
+    assert X.dtype == np.float32 and X.shape == (len(SMILES), 64) and f.dim() == 64
+    assert np.isnan(X[2]).all() and not np.isnan(np.delete(X, 2, axis=0)).any()
+    np.testing.assert_array_equal(X, get_featurizer("unimol2", arch=TINY, pooling="cls+mean").compute(SMILES))
+    cache = FeatureCache(tmp_path)
+    Y = cache.get(f, SMILES)
+    assert cache.last_misses == len(SMILES)
+    Z = cache.get(get_featurizer("unimol2", arch=TINY, pooling="cls+mean"), SMILES)
+    assert cache.last_hits == len(SMILES) and cache.last_misses == 0
+    np.testing.assert_array_equal(Y, Z)
+    np.testing.assert_array_equal(X, Z)
+
+
+def test_cache_id_follows_the_weights(tmp_path):
+    base = get_featurizer("unimol2", arch=TINY).cache_id
+    assert get_featurizer("unimol2", arch=TINY, batch_size=4).cache_id == base  # output-neutral
+    assert get_featurizer("unimol2", arch=TINY, seed=1).cache_id != base
+    assert get_featurizer("unimol2", arch={**TINY, "layers": 3}).cache_id != base
+    path = tmp_path / "w.pt"
+    save_checkpoint(random_unimol2("tiny", seed=0), path)
+    a = get_featurizer("unimol2", weights=str(path)).cache_id
+    save_checkpoint(random_unimol2("tiny", seed=1), path)  # same path, new weights
+    assert get_featurizer("unimol2", weights=str(path)).cache_id != a
+
+
+# ------------------------------------------------------------------------------------------ learner
+
+
+def _tiny_learner(task="regression", **kw):
+    params = dict(arch=TINY, epochs=10, lr=3e-3, head_lr_mult=3.0, batch_size=8, dropout=0.0, n_conformers=2,
+                  min_valid=1000)
+    params.update(kw)
+    return get_learner_class("unimol2")(task, seed=0, n_threads=1, **params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = np.array(TRAIN, dtype=object)
+    y = np.array([hetero_fraction(s) for s in TRAIN])
+    torch.set_num_threads(1)
+    return _tiny_learner().fit(X, y), X, y
+
+
+def test_learner_overfits_a_tiny_set(fitted):
+    model, X, y = fitted
+    losses = [h["train_loss"] for h in model.history_]
+    assert losses[-1] < 0.5 * losses[0]
+    p = model.predict(X)
+    assert p.shape == (len(X),) and np.corrcoef(p, y)[0, 1] > 0.8
+
+
+def test_learner_save_load_identical(fitted, tmp_path):
+    model, X, _ = fitted
+    model.save(tmp_path / "m")
+    sd = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert any(k.startswith("classification_head.") for k in sd)
+    state = json.loads((tmp_path / "m" / "unimol2.json").read_text())
+    assert state["init_weights"]["kind"] == "random"
+    again = get_learner_class("unimol2").load(tmp_path / "m")
+    Xq = np.array(list(X[:5]) + ["not_a_smiles"], dtype=object)
+    p, q = model.predict(Xq), again.predict(Xq)
+    np.testing.assert_array_equal(p, q)
+    assert p[-1] == pytest.approx(model.fallback_)  # unfeaturizable -> training mean, never NaN
+
+
+def test_learner_binary_with_inner_validation():
+    X = np.array(TRAIN, dtype=object)
+    y = np.array([hetero_fraction(s) > 0.2 for s in TRAIN], float)
+    m = _tiny_learner("binary", epochs=3, n_conformers=1, min_valid=10, valid_frac=0.25)
+    m.fit(X, y)
+    p = m.predict(X)
+    assert ((p > 0) & (p < 1)).all() and "valid" in m.history_[0]
+    assert m.predict_proba(X).shape == (len(X), 2)
+
+
+def test_search_space_and_freezing():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cls = get_learner_class("unimol2")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    trial = study.ask()
+    params = cls.search_space(trial, "regression")
+    assert 1e-5 <= params["lr"] <= 1e-3 and set(cls.defaults) == set(params)
+    m = cls("regression", seed=0, **{**params, "freeze_layers": 1, "arch": TINY})
+    net = m._build()
+    frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
+    assert "backbone.encoder.layers.0.ffn.linear_1.weight" in frozen and "backbone.embed_tokens.weight" in frozen
+    assert "backbone.encoder.layers.1.ffn.linear_1.weight" not in frozen
+    assert not any(n.startswith("classification_head.") for n in frozen)
+    with pytest.raises(ValueError):
+        cls("regression", no_such_param=1)
+
+
+# ------------------------------------------------------------------------------------------ CLI + manifest
+
+
+def test_embed_cli_keeps_rows_aligned(tmp_path, capsys):
+    from uniqsar.cli import main
+
+    csv = tmp_path / "in.csv"
+    csv.write_text("name,smiles\na,CCO\nb,not_a_smiles\nc,c1ccccc1O\nd,CCO\n")
+    out = tmp_path / "emb.npy"
+    assert main(["embed", str(csv), "--model", "unimol2", "--weights", "random:tiny", "--pooling", "cls",
+                 "--out", str(out)]) == 0
+    X = np.load(out, allow_pickle=False)
+    assert X.dtype == np.float32 and X.shape == (4, 64)
+    assert np.isnan(X[1]).all() and not np.isnan(X[[0, 2, 3]]).any()
+    np.testing.assert_array_equal(X[0], X[3])
+    text = capsys.readouterr().out
+    assert "4 rows" in text and "1 failed" in text and "RANDOM" in text
+
+
+def test_recipe_identities_for_the_manifest():
+    from uniqsar.config import recipe_from_dict
+
+    recipe = recipe_from_dict({
+        "featurizers": {"um": {"key": "unimol2", "arch": TINY, "seed": 2}},
+        "models": [{"learner": "lightgbm", "features": ["um"]}, {"learner": "unimol2", "params": {"arch": TINY}}],
+    })
+    specs = {"um": {"key": "unimol2", "params": recipe.featurizer("um").params}}
+    ids = pretrained.recipe_identities(recipe, specs, seed=7)
+    assert ids["featurizer:um"]["seed"] == 2 and ids["learner:unimol2__smiles"]["seed"] == 7

@@ -1,0 +1,127 @@
+"""Uni-Mol2 embeddings as a featurizer (`unimol2`): canonical SMILES -> (n, D) float32, NaN rows on failure.
+
+Conformers come from the on-disk conformer cache (conformer_cache.py); the embeddings themselves are cached
+by the usual feature cache, keyed by `cache_id`, which includes the weights identity (file sha256, or
+config + seed of a random init), so new weights never reuse stale embeddings.
+
+`embed_table` is the library side of `uniqsar embed`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+from uniqsar.featurize.base import Featurizer
+from uniqsar.registry import register_featurizer
+
+POOLINGS = ("cls", "cls+mean")
+
+
+@register_featurizer
+class UniMol2Embedding(Featurizer):
+    key = "unimol2"
+    version = "1"
+    defaults: dict[str, Any] = {
+        "weights": "default",  # see pretrained.py: default | random[:size] | size name | path
+        "arch": None,  # UniMol2Config overrides for random inits (tests)
+        "pooling": "cls",  # cls -> D; cls+mean -> 2D
+        "n_conformers": 1,  # > 1: embeddings of conformers seed..seed+K-1 averaged
+        "conformer_seed": 42,  # conformer k uses conformer_seed + k (k = 0: the unimol_tools conformer)
+        "batch_size": 32,
+        "max_atoms": 128,
+        "seed": 0,  # random-init seed and crop seed
+        "device": "cpu",
+    }
+    # batch_size / device do not change the output (masked, batch-independent forward)
+    _not_identity = ("batch_size", "device")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params["pooling"] not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.params['pooling']!r}")
+        if int(self.params["n_conformers"]) < 1:
+            raise ValueError("n_conformers must be >= 1")
+        self._model = None
+
+    def weights_identity(self) -> dict:
+        from .pretrained import identity
+
+        return identity(self.params["weights"], int(self.params["seed"]), self.params["arch"])
+
+    @property
+    def cache_id(self) -> str:
+        from .pretrained import identity_digest
+
+        core = {k: v for k, v in self.params.items() if k not in self._not_identity and k != "weights"}
+        blob = json.dumps({"params": core, "weights": identity_digest(self.weights_identity())},
+                          sort_keys=True, default=str)
+        return f"{self.key}-v{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    def dim(self) -> int:
+        return self.model().cfg.embed_dim * (2 if self.params["pooling"] == "cls+mean" else 1)
+
+    def model(self):
+        if self._model is None:
+            from .pretrained import load_backbone
+
+            self._model = load_backbone(self.params["weights"], int(self.params["seed"]), self.params["arch"])
+        return self._model
+
+    def compute(self, smiles: Sequence[str], n_jobs: int = 1, return_reasons: bool = False):
+        import torch
+
+        from uniqsar.models.torch_trainer import resolve_device
+
+        from .conformer_cache import cached_featurize
+        from .embed import embed_features
+
+        smiles = list(smiles)
+        p = self.params
+        verbose = len(smiles) >= 500
+        feats, reasons = cached_featurize(smiles, n_jobs=max(1, n_jobs), seed=int(p["conformer_seed"]),
+                                          n_conformers=int(p["n_conformers"]), max_atoms=int(p["max_atoms"]),
+                                          crop_seed=int(p["seed"]), verbose=verbose)
+        old = torch.get_num_threads()
+        torch.set_num_threads(max(1, n_jobs))
+        try:
+            X = embed_features(self.model(), feats, batch_size=int(p["batch_size"]), pooling=p["pooling"],
+                               device=resolve_device(p["device"]), verbose=verbose)
+        finally:
+            torch.set_num_threads(old)
+        X = np.asarray(X, dtype=np.float32)
+        return (X, reasons) if return_reasons else X
+
+
+def embed_table(data, *, smiles_col: str | None = None, weights="default", pooling: str = "cls",
+                n_conformers: int = 1, seed: int = 0, batch_size: int = 32, n_jobs: int = 1, arch: dict | None = None,
+                cache_dir=None, use_cache: bool = True) -> tuple[np.ndarray, dict]:
+    """Embed every row of a table (path or DataFrame): one float32 row per input row, in input order; NaN rows
+    for invalid SMILES or failed conformers. Returns (X, summary)."""
+    import pandas as pd
+
+    from uniqsar.data.dataset import find_smiles_column, read_table, standardize_column
+    from uniqsar.featurize.cache import FeatureCache
+
+    from .pretrained import describe
+
+    df = data if isinstance(data, pd.DataFrame) else read_table(data)
+    col = find_smiles_column(df, smiles_col)
+    rows = standardize_column(df, col, n_jobs=n_jobs)
+    valid = (rows["error"] == "").to_numpy()
+    canonical = rows["canonical"][valid].tolist()
+    feat = UniMol2Embedding(weights=weights, pooling=pooling, n_conformers=n_conformers, seed=seed,
+                            batch_size=batch_size, arch=arch)
+    ident = feat.weights_identity()
+    dim = feat.dim()
+    X = np.full((len(df), dim), np.nan, dtype=np.float32)
+    if canonical:
+        E = FeatureCache(cache_dir, enabled=use_cache).get(feat, canonical, n_jobs=n_jobs)
+        X[valid] = E
+    failed = int(np.isnan(X).all(axis=1).sum()) if dim else len(df)
+    summary = {"n_rows": int(len(df)), "n_invalid_smiles": int((~valid).sum()), "n_failed": failed, "dim": int(dim),
+               "smiles_col": col, "pooling": pooling, "n_conformers": int(n_conformers), "weights": ident,
+               "weights_text": describe(ident), "cache_id": feat.cache_id}
+    return X, summary

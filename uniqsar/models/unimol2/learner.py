@@ -1,0 +1,299 @@
+"""Uni-Mol2 fine-tuning learner (`unimol2`): backbone + a linear head on the CLS vector, trained end to end.
+
+Input: canonical SMILES (``input = "smiles"``). Conformers come from the disk cache (conformer_cache.py), so
+CV folds and trials share them. Training: the shared torch_trainer loop (AdamW, warmup + linear decay, gradient
+clipping, early stopping). Regression fits standardized targets (mean / std stored); binary fits one logit.
+Augmentation: `n_conformers` conformers per molecule, a random one each time a molecule is batched; prediction
+averages the raw outputs over all of them. Early stopping uses `X_valid` when given, else an inner scaffold-grouped
+split of `valid_frac` of the training part (CV calls fit without a validation part).
+
+A molecule without features (no conformer / unparsable) is skipped in training and predicted as the training
+mean (regression) or prevalence (binary), so OOF vectors stay complete; `n_failed_` counts them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from uniqsar.models.base import Learner
+from uniqsar.registry import register_learner
+
+from .model import Dropout, LinearHead, UniMol2, pool
+
+# Modules below the encoder blocks: frozen together with the first `freeze_layers` blocks.
+EMBEDDING_PREFIXES = ("embed_tokens.", "atom_feature.", "edge_feature.", "se3_invariant_kernel.",
+                      "encoder.layer_norm.", "encoder.pair_layer_norm.")
+HEAD_PREFIXES = ("classification_head.",)
+
+
+def load_backbone_for_finetune(weights, seed: int, arch: dict | None):
+    """A UniMol2 backbone without task / LM heads."""
+    from .pretrained import load_backbone
+
+    backbone = load_backbone(weights, seed=seed, arch=arch)
+    if backbone.classification_head is not None or backbone.lm_head is not None:
+        cfg = backbone.cfg.with_(num_classes=0, lm_head=False)
+        sd = {k: v for k, v in backbone.state_dict().items() if not k.startswith(("lm_head.", "classification_head."))}
+        with torch.device("meta"):
+            bare = UniMol2(cfg)
+        bare.load_state_dict(sd, strict=True, assign=True)
+        backbone = bare
+    return backbone
+
+
+class FineTuneModel(nn.Module):
+    """Backbone -> pooled vector (CLS or CLS + atom mean) -> LinearHead -> (B,) raw output."""
+
+    def __init__(self, backbone: UniMol2, pooling: str = "cls+mean", seed: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        width = backbone.cfg.embed_dim * (2 if pooling == "cls+mean" else 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.classification_head = LinearHead(width, 1, backbone.cfg.pooler_dropout)
+            self.classification_head.out_proj.weight.data.normal_(0.0, 0.02)
+            self.classification_head.out_proj.bias.data.zero_()
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        out = self.backbone(batch)
+        return self.classification_head(pool(out, batch["atom_mask"], self.pooling))[:, 0]  # (B,)
+
+
+@register_learner
+class UniMol2Learner(Learner):
+    key = "unimol2"
+    input = "smiles"
+    defaults: dict[str, Any] = {
+        "lr": 3e-4,
+        "epochs": 16,
+        "dropout": 0.1,
+        "freeze_layers": 0,
+        "batch_size": 32,
+    }
+    fixed_defaults: dict[str, Any] = {
+        "weights": "default",
+        "arch": None,  # UniMol2Config overrides for random inits
+        # head input: "cls+mean" (CLS and mean atom vector) works from a random init, where the CLS vector barely
+        # varies between molecules (std ~0.002 vs scale ~0.8); "cls" is the unimol_tools head
+        "pooling": "cls+mean",
+        "weight_decay": 1e-2,
+        "head_lr_mult": 10.0,
+        "warmup_frac": 0.06,
+        "patience": 4,
+        "grad_clip": 1.0,
+        "n_conformers": 3,  # training augmentation + prediction average
+        "conformer_seed": 42,
+        "max_atoms": 128,
+        "valid_frac": 0.12,
+        "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
+        "device": "cpu",
+        "verbose": False,
+    }
+
+    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
+        if unknown:
+            raise ValueError(f"learner 'unimol2' got unknown parameter(s) {sorted(unknown)}")
+        super().__init__(task, seed=seed, n_threads=n_threads, **params)
+
+    def _p(self, name: str):
+        if name in self.params:
+            return self.params[name]
+        return self.defaults[name] if name in self.defaults else self.fixed_defaults[name]
+
+    @staticmethod
+    def search_space(trial, task: str) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", 1e-5, 1e-3, log=True),
+            "epochs": trial.suggest_int("epochs", 8, 32, step=4),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "freeze_layers": trial.suggest_int("freeze_layers", 0, 2),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32]),
+        }
+
+    # ------------------------------------------------------------------------------- features
+    def _features(self, smiles):
+        from .conformer_cache import cached_featurize
+
+        feats, _ = cached_featurize([str(s) for s in smiles], n_jobs=max(1, self.n_threads),
+                                    seed=int(self._p("conformer_seed")),
+                                    n_conformers=int(self._p("n_conformers")), max_atoms=int(self._p("max_atoms")),
+                                    crop_seed=self.seed)
+        return feats
+
+    # ------------------------------------------------------------------------------- model
+    def _build(self):
+        """Backbone from `weights` + a fresh seeded 1-output head; dropout and freezing applied."""
+        backbone = load_backbone_for_finetune(self._p("weights"), seed=self.seed, arch=self._p("arch"))
+        model = FineTuneModel(backbone, str(self._p("pooling")), seed=self.seed + 1)
+        self._configure(model)
+        return model
+
+    def _configure(self, model) -> None:
+        p = float(self._p("dropout"))
+        for m in model.modules():
+            if isinstance(m, (Dropout, nn.Dropout)):
+                m.p = p
+        k = min(int(self._p("freeze_layers")), model.backbone.cfg.layers)
+        frozen = EMBEDDING_PREFIXES + tuple(f"encoder.layers.{i}." for i in range(k)) if k else ()
+        frozen = tuple("backbone." + f for f in frozen)
+        for name, prm in model.named_parameters():
+            # the movement head never enters the loss: no gradients for it
+            prm.requires_grad = not (name.startswith("backbone.movement_pred_head.")
+                                     or (frozen and name.startswith(frozen)))
+
+    @staticmethod
+    def _forward(model, batch):
+        return model(batch)
+
+    def _trainer(self, rng):
+        from uniqsar.models.torch_trainer import TrainConfig, Trainer
+
+        from .features import collate
+
+        cfg = TrainConfig(lr=float(self._p("lr")), head_lr_mult=float(self._p("head_lr_mult")),
+                          weight_decay=float(self._p("weight_decay")), epochs=int(self._p("epochs")),
+                          batch_size=int(self._p("batch_size")), warmup_frac=float(self._p("warmup_frac")),
+                          patience=int(self._p("patience")), grad_clip=float(self._p("grad_clip")), seed=self.seed,
+                          n_threads=self.n_threads, device=str(self._p("device")), verbose=bool(self._p("verbose")))
+
+        def train_collate(items):  # item = a molecule's list of conformers: a random one (augmentation)
+            return collate([confs[int(rng.integers(len(confs)))] for confs in items])
+
+        def eval_collate(items):  # item = a list of conformers (first used) or one conformer dict
+            return collate([it[0] if isinstance(it, list) else it for it in items])
+
+        return Trainer(cfg, self.task, self._forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate)
+
+    # ------------------------------------------------------------------------------- fit / predict
+    def _inner_split(self, smiles: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Boolean mask of the inner validation molecules: the scaffold-grouped fold (seeded) closest to
+        valid_frac of the data; a seeded random split when scaffolds are too lumpy (one huge group)."""
+        from uniqsar.data.split import make_folds
+
+        frac = float(self._p("valid_frac"))
+        n_folds = max(2, int(round(1.0 / frac)))
+        target = frac * len(smiles)
+        binary = self.task == "binary"
+
+        def usable(mask):
+            return 0 < mask.sum() <= 2 * target and (not binary or len(np.unique(y[~mask])) == 2)
+
+        try:
+            folds = make_folds(list(smiles), n_folds, self.seed, "scaffold", y if binary else None)
+            options = [folds == f for f in np.unique(folds)]
+            options = [m for m in options if usable(m)]
+            if options:
+                return min(options, key=lambda m: abs(m.sum() - target))
+        except Exception:  # scaffold split failed: random split below
+            pass
+        valid = np.zeros(len(smiles), bool)
+        valid[np.random.default_rng(self.seed).permutation(len(smiles))[: max(1, int(round(target)))]] = True
+        if binary and len(np.unique(y[~valid])) < 2:
+            valid[:] = False
+        return valid
+
+    def fit(self, X, y, X_valid=None, y_valid=None) -> "UniMol2Learner":
+        X = np.asarray(X, dtype=object).ravel()
+        y = np.asarray(y, dtype=np.float64)
+        feats = self._features(X)
+        ok = np.array([f is not None for f in feats])
+        if ok.sum() == 0:
+            raise ValueError("unimol2: no training molecule could be featurized")
+        self.n_failed_ = int((~ok).sum())
+        if X_valid is not None and y_valid is not None and len(X_valid):
+            v_feats = self._features(np.asarray(X_valid, dtype=object).ravel())
+            v_ok = np.array([f is not None for f in v_feats])
+            tr_items, tr_y = [feats[i] for i in np.flatnonzero(ok)], y[ok]
+            va_items = [v_feats[i] for i in np.flatnonzero(v_ok)]
+            va_y = np.asarray(y_valid, dtype=np.float64)[v_ok]
+        else:
+            idx = np.flatnonzero(ok)
+            valid = np.zeros(len(idx), bool)
+            if len(idx) >= int(self._p("min_valid")):
+                valid = self._inner_split(X[idx], y[idx])
+            tr_items, tr_y = [feats[i] for i in idx[~valid]], y[idx[~valid]]
+            va_items, va_y = [feats[i] for i in idx[valid]], y[idx[valid]]
+        if self.task == "regression":
+            self.y_mean_ = float(np.mean(tr_y))
+            self.y_std_ = float(np.std(tr_y)) or 1.0
+            self.fallback_ = self.y_mean_
+        else:
+            self.y_mean_, self.y_std_ = 0.0, 1.0
+            self.fallback_ = float(np.mean(tr_y))
+        scale = lambda v: (v - self.y_mean_) / self.y_std_  # noqa: E731
+        model = self._build()
+        rng = np.random.default_rng(self.seed)
+        trainer = self._trainer(rng)
+        sizes = [len(c[0]["src_tokens"]) for c in tr_items]
+        valid_part = None
+        if len(va_items):
+            valid_part = (va_items, scale(va_y), [len(c[0]["src_tokens"]) for c in va_items])
+        trainer.fit(model, tr_items, scale(tr_y), sizes, valid=valid_part)
+        self.history_ = trainer.history
+        self.best_epoch_ = trainer.best_epoch
+        self.model_ = model.cpu().eval()
+        self.config_ = model.backbone.cfg.to_dict()
+        return self
+
+    def _predict_raw(self, X) -> np.ndarray:
+        """Raw model outputs (standardized value / logit) averaged over conformers; NaN for failed molecules."""
+        X = np.asarray(X, dtype=object).ravel()
+        feats = self._features(X)
+        pairs = [(i, c) for i, confs in enumerate(feats) if confs for c in confs]
+        raw = np.zeros(len(X))
+        count = np.zeros(len(X))
+        if pairs:
+            trainer = self._trainer(np.random.default_rng(0))
+            old = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.n_threads))
+            try:
+                out = trainer.predict_raw(self.model_.to(trainer.device), [c for _, c in pairs],
+                                          [len(c["src_tokens"]) for _, c in pairs])
+            finally:
+                torch.set_num_threads(old)
+                self.model_.cpu()
+            rows = np.array([i for i, _ in pairs])
+            np.add.at(raw, rows, out)
+            np.add.at(count, rows, 1)
+        with np.errstate(invalid="ignore"):
+            raw = raw / count
+        raw[count == 0] = np.nan
+        return raw
+
+    def predict(self, X) -> np.ndarray:
+        raw = self._predict_raw(X)
+        if self.task == "binary":
+            pred = 1.0 / (1.0 + np.exp(-raw))
+        else:
+            pred = raw * self.y_std_ + self.y_mean_
+        pred[np.isnan(pred)] = self.fallback_
+        return pred
+
+    # ------------------------------------------------------------------------------- persistence
+    def _save_state(self, path: Path) -> None:
+        from .pretrained import manifest_entry
+
+        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
+        state = {"config": self.config_, "pooling": self.model_.pooling, "y_mean": self.y_mean_, "y_std": self.y_std_,
+                 "fallback": self.fallback_,
+                 "n_failed": self.n_failed_, "best_epoch": self.best_epoch_, "history": self.history_,
+                 "init_weights": manifest_entry(self._p("weights"), self.seed, self._p("arch"))}
+        (path / "unimol2.json").write_text(json.dumps(state, indent=2, default=str))
+
+    def _load_state(self, path: Path) -> None:
+        from .config import UniMol2Config
+
+        state = json.loads((path / "unimol2.json").read_text())
+        model = FineTuneModel(UniMol2(UniMol2Config.from_dict(state["config"])), state["pooling"], seed=0)
+        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
+        self.model_ = model.eval()
+        self.config_ = state["config"]
+        self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]
+        self.n_failed_, self.best_epoch_, self.history_ = state["n_failed"], state["best_epoch"], state["history"]
