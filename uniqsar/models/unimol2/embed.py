@@ -30,7 +30,7 @@ def embed_features(model: UniMol2, feats: list, *, batch_size: int = 32, pooling
     with torch.inference_mode():
         for idx in iter_batches(sizes, batch_size=batch_size):
             batch = {k: v.to(device) for k, v in collate([items[j][1] for j in idx]).items()}
-            vec = pool(model(batch, mode=mode), batch["atom_mask"], pooling).float().cpu().numpy()
+            vec = pool(model(batch, mode=mode, coords=False), batch["atom_mask"], pooling).float().cpu().numpy()
             for row, j in enumerate(idx):
                 out[items[j][0]] += vec[row]
                 count[items[j][0]] += 1

@@ -61,7 +61,7 @@ class FineTuneModel(nn.Module):
             self.classification_head.out_proj.bias.data.zero_()
 
     def forward(self, batch: dict) -> torch.Tensor:
-        out = self.backbone(batch)
+        out = self.backbone(batch, coords=False)
         return self.classification_head(pool(out, batch["atom_mask"], self.pooling))[:, 0]  # (B,)
 
 

@@ -369,9 +369,11 @@ class UniMol2(nn.Module):
         self.lm_head = MaskLMHead(D, cfg.num_tokens) if cfg.lm_head else None
         self.apply(init_bert_params)
 
-    def forward(self, batch: dict, mode: str = "correct", masked_tokens: torch.Tensor | None = None) -> dict:
+    def forward(self, batch: dict, mode: str = "correct", masked_tokens: torch.Tensor | None = None,
+                coords: bool = True) -> dict:
         """batch: padded tensors from features.collate. Returns cls (B, D), atoms (B, N, D), pair (B, L, L, P),
-        coords (B, N, 3), and `logits` (task head on CLS) / `mlm_logits` when those heads exist."""
+        coords (B, N, 3) unless ``coords=False`` (embeddings and fine-tuning skip the coordinate head),
+        and `logits` (task head on CLS) / `mlm_logits` when those heads exist."""
         tokens, atom_mask = batch["src_tokens"].long(), batch["atom_mask"]
         pos = batch["src_coord"].float()  # (B, N, 3)
         m = build_masks(atom_mask, mode)
@@ -384,8 +386,10 @@ class UniMol2(nn.Module):
         pair = torch.cat([pair[:, :1], torch.cat([pair[:, 1:, :1], pair[:, 1:, 1:] + geo], dim=2)], dim=1)
 
         x, pair = self.encoder(x, pair, m)  # (B, L, D), (B, L, L, P)
-        move = self.movement_pred_head(x[:, 1:], pair[:, 1:, 1:], m["key_mask"][..., 1:], delta_pos.detach())
-        out = {"cls": x[:, 0], "atoms": x[:, 1:], "pair": pair, "coords": pos + move}
+        out = {"cls": x[:, 0], "atoms": x[:, 1:], "pair": pair}
+        if coords:
+            move = self.movement_pred_head(x[:, 1:], pair[:, 1:, 1:], m["key_mask"][..., 1:], delta_pos.detach())
+            out["coords"] = pos + move
         if self.classification_head is not None:
             out["logits"] = self.classification_head(out["cls"])
         if self.lm_head is not None:
