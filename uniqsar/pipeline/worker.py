@@ -11,6 +11,7 @@ worker's own content-keyed cache.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,11 +42,9 @@ def write_run_spec(out: Path, recipe, seed: int, targets: dict, folds: dict, man
 def run_worker(spec_path, storage_url: str, n_jobs: int = 1, cache_dir=None) -> int:
     """Contribute trials to every study of a run; returns the number of studies visited."""
     from uniqsar.config import recipe_from_dict
-    from uniqsar.data.dataset import TargetData
     from uniqsar.featurize.cache import FeatureCache
     from uniqsar.featurize.matrix import FeatureStore
-    from uniqsar.pipeline.target import TargetContext, study_spec
-    from uniqsar.tune.study import create_study, run_trials, storage_for
+    from uniqsar.tune.study import storage_for
 
     if not storage_url:
         raise ValueError("a worker needs --storage (the URL the coordinator was started with)")
@@ -57,6 +56,18 @@ def run_worker(spec_path, storage_url: str, n_jobs: int = 1, cache_dir=None) -> 
     storage = storage_for(None, storage_url)
     worker_id = 1 + (os.getpid() % 997)  # distinct TPE seeds across worker processes
     scratch = Path(tempfile.mkdtemp(prefix="uniqsar-worker-"))
+    try:
+        visited = _visit_studies(spec, recipe, store, storage, storage_url, n_jobs, worker_id, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return visited
+
+
+def _visit_studies(spec, recipe, store, storage, storage_url, n_jobs, worker_id, scratch) -> int:
+    from uniqsar.data.dataset import TargetData
+    from uniqsar.pipeline.target import TargetContext, study_spec
+    from uniqsar.tune.study import create_study, run_trials
+
     visited = 0
     for name, t in spec["targets"].items():
         if t["folds"] is None:
