@@ -25,151 +25,22 @@ import math
 import os
 import sys
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import UniMol2Config, get_config
 from .model import UniMol2
 from .pretrain_data import DESCRIPTORS, ConformerStore, collate_pretrain, corrupt, epoch_batches, \
     prepare_conformers, read_corpus
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+from .pretrain_recipe import (  # noqa: F401  (DataSpec, TrainSpec, recipe_from_dict re-exported)
+    DataSpec, ObjectiveSpec, PretrainRecipe, TrainSpec, load_pretrain_recipe, recipe_from_dict,
+)
+
 TERMS = ("loss", "mlm", "coord", "dist", "aux")
-
-
-# ----------------------------------------------------------------------------------------- recipe
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
-    limit: int = 0  # read only the first `limit` rows (0 = all)
-    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
-    val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
-    val_max: int = 512  # validation molecules actually evaluated
-    shard_size: int = 500  # molecules per conformer shard
-    conformer_seed: int = 42
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    mask_token_prob: float = 0.15
-    coord_noise_prob: float = 0.15
-    noise: float = 1.0  # uniform noise half-width, Angstrom
-    kabsch: bool = True  # align the noised structure back onto the clean one
-    drop_feat_prob: float = 0.5
-    use_2d_prob: float = 0.5
-    token_loss: float = 1.0
-    coord_loss: float = 5.0
-    dist_loss: float = 10.0
-    aux_descriptors: bool = False  # regress z-scored RDKit descriptors from the CLS vector
-    aux_loss: float = 1.0
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    max_steps: int = 1000
-    batch_size: int = 32  # molecules per step (upper bound)
-    max_pairs: int = 32 * 48 * 48  # and about B·L² <= max_pairs
-    lr: float = 1e-4
-    end_lr: float = 0.0
-    warmup_steps: int = 100
-    power: float = 1.0  # polynomial decay power (1 = linear)
-    weight_decay: float = 1e-4
-    beta1: float = 0.9
-    beta2: float = 0.99
-    eps: float = 1e-6
-    clip_norm: float = 1.0
-    seed: int = 1
-    threads: int = 0  # torch threads; 0 = all cores
-    log_every: int = 50
-    val_every: int = 500
-    checkpoint_every: int = 500
-    mode: str = "correct"
-
-
-@dataclass(frozen=True)
-class PretrainRecipe:
-    name: str
-    model: UniMol2Config
-    data: DataSpec = field(default_factory=DataSpec)
-    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "model": self.model.to_dict(), "data": asdict(self.data),
-                "objective": asdict(self.objective), "train": asdict(self.train)}
-
-
-def _section(cls, d: dict, where: str):
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    out = {}
-    for k, v in d.items():
-        default = getattr(cls(), k)
-        ok = (isinstance(v, bool) if isinstance(default, bool) else
-              isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(default, float) else
-              isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int) else isinstance(v, str))
-        if not ok:
-            raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
-        out[k] = float(v) if isinstance(default, float) else v
-    return out
-
-
-def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
-    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
-    if unknown:
-        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
-    m = dict(d.get("model", {}))
-    size = m.pop("size", "tiny")
-    try:
-        cfg = get_config(size, **_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True, num_classes=0)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"recipe {name!r} [model]: {e}") from None
-    r = PretrainRecipe(name, cfg, DataSpec(**_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
-                       ObjectiveSpec(**_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
-                       TrainSpec(**_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
-    o, t, da = r.objective, r.train, r.data
-    probs = {"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
-             "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction}
-    for k, v in probs.items():
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1], got {v}")
-    positive = {"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
-                "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "shard_size": da.shard_size}
-    for k, v in positive.items():
-        if v <= 0:
-            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
-    if t.mode not in ("correct", "reference"):
-        raise ValueError(f"recipe {name!r}: train.mode must be 'correct' or 'reference'")
-    if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise) < 0:
-        raise ValueError(f"recipe {name!r}: loss weights, warmup_steps, clip_norm and noise must be >= 0")
-    return r
-
-
-def resolve_recipe_path(name_or_path) -> Path:
-    p = Path(str(name_or_path))
-    for cand in (p, RECIPE_DIR / p.name, RECIPE_DIR / f"{p.name}.toml", RECIPE_DIR / f"pretrain_unimol2_{p.name}.toml"):
-        if cand.is_file():
-            return cand
-    avail = sorted(x.stem.removeprefix("pretrain_unimol2_") for x in RECIPE_DIR.glob("pretrain_unimol2_*.toml"))
-    raise FileNotFoundError(f"pretraining recipe {name_or_path!r} not found; packaged: {avail}")
-
-
-def load_pretrain_recipe(name_or_path) -> PretrainRecipe:
-    path = resolve_recipe_path(name_or_path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: invalid TOML: {e}") from None
-    return recipe_from_dict(d, name=path.stem)
 
 
 # ----------------------------------------------------------------------------------------- losses
