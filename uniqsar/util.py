@@ -1,10 +1,12 @@
-"""Small shared helpers: logging to stderr, durations, thread budgets."""
+"""Small shared helpers: logging to stderr, durations, thread budgets, time limits."""
 from __future__ import annotations
 
 import os
 import re
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 _T0 = time.time()
 QUIET = False
@@ -40,3 +42,21 @@ def n_cores() -> int:
 
 def threads_per_job(n_jobs: int) -> int:
     return max(1, n_cores() // max(1, n_jobs))
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("uniqsar_deadline", default=None)
+
+
+@contextmanager
+def time_limit(deadline: float | None):
+    """Within the block, fits that support it (the torch trainer, LightGBM) stop early so as to
+    end by ``deadline`` (a ``time.time()`` value; None: no limit) and keep what they have."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    return _DEADLINE.get()

@@ -1,12 +1,14 @@
 """Gradient-boosted trees: LightGBM (core) and CatBoost (optional extra). Native model files."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from uniqsar.models.base import Learner
 from uniqsar.registry import register_learner
+from uniqsar.util import current_deadline
 
 
 @register_learner
@@ -51,7 +53,9 @@ class LightGBM(Learner):
 
         p = {**self.defaults, **self.params}
         data = lgb.Dataset(np.asarray(X, np.float32), label=np.asarray(y, float), free_raw_data=True)
-        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=int(p["n_estimators"]))
+        deadline = current_deadline()
+        self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=int(p["n_estimators"]),
+                                  callbacks=[_stop_boosting_at(deadline)] if deadline is not None else None)
         return self
 
     def predict(self, X):
@@ -64,6 +68,17 @@ class LightGBM(Learner):
         import lightgbm as lgb
 
         self.booster_ = lgb.Booster(model_file=str(path / "model.txt"))
+
+
+def _stop_boosting_at(deadline: float):
+    """LightGBM callback: keep the trees built so far once ``deadline`` has passed."""
+    import lightgbm as lgb
+
+    def callback(env):
+        if time.time() > deadline:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    return callback
 
 
 @register_learner

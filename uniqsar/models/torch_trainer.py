@@ -3,6 +3,7 @@
 The learner supplies the model, a ``collate(items) -> dict of tensors`` and the item list; this
 module owns batching (size-bucketed, seeded shuffles), AdamW with linear warmup then linear
 decay, gradient clipping, early stopping on a validation part (best epoch's weights restored),
+a time limit (:func:`uniqsar.util.time_limit`: no epoch is started that would end after it),
 seeds, CPU thread budgets and the optional CUDA device. Losses: MSE on standardized targets for
 regression, BCE-with-logits for binary.
 """
@@ -17,6 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from uniqsar.util import current_deadline, log
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class TrainConfig:
     n_threads: int = 1
     device: str = "cpu"
     verbose: bool = False
+    #: new batch composition every epoch: molecules of equal size are ordered at random before
+    #: bucketing (equal sizes everywhere -> fully random batches); False: the same batches
+    reshuffle: bool = False
 
 
 def resolve_device(device: str) -> str:
@@ -48,9 +54,15 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Size-bucketed batches (similar sizes together: less padding). Shuffled when ``rng`` given."""
-    order = np.argsort(np.asarray(sizes), kind="stable")
+def batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator | None,
+            reshuffle: bool = False) -> list[np.ndarray]:
+    """Size-bucketed batches (similar sizes together: less padding). Shuffled when ``rng`` given;
+    with ``reshuffle`` (and ``rng``) ties in size are broken at random, so batches change per call."""
+    sizes = np.asarray(sizes)
+    if reshuffle and rng is not None:
+        order = np.lexsort((rng.random(len(sizes)), sizes))
+    else:
+        order = np.argsort(sizes, kind="stable")
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(chunks)
@@ -114,7 +126,9 @@ class Trainer:
             valid: tuple[list, np.ndarray, Sequence[int]] | None = None,
             valid_score: Callable[[np.ndarray, np.ndarray], float] | None = None) -> nn.Module:
         """Train; with ``valid`` keep the epoch with the best validation loss (or ``valid_score``,
-        lower is better) and stop after ``patience`` epochs without improvement."""
+        lower is better) and stop after ``patience`` epochs without improvement. Under a
+        :func:`~uniqsar.util.time_limit`, stop (after at least one epoch) when the last epoch's
+        duration says the next one would end after the deadline."""
         cfg = self.cfg
         old_threads = torch.get_num_threads()
         torch.set_num_threads(max(1, cfg.n_threads))
@@ -126,10 +140,14 @@ class Trainer:
             opt, sched = self._optimizer(model, max(1, n_batches * cfg.epochs))
             y_t = torch.as_tensor(np.asarray(y, np.float32))
             best, best_state, bad = math.inf, None, 0
+            deadline, epoch_seconds = current_deadline(), 0.0
             for epoch in range(cfg.epochs):
+                if epoch and deadline is not None and time.time() + epoch_seconds > deadline:
+                    log(f"  time limit: training stopped after {epoch} of {cfg.epochs} epochs")
+                    break
                 model.train()
                 t0, total = time.time(), 0.0
-                for idx in batches(sizes, cfg.batch_size, rng):
+                for idx in batches(sizes, cfg.batch_size, rng, cfg.reshuffle):
                     batch = _to(self.collate([items[i] for i in idx]), self.device)
                     loss = self._loss(self.forward(model, batch).float(), y_t[idx].to(self.device))
                     opt.zero_grad(set_to_none=True)
@@ -156,6 +174,7 @@ class Trainer:
                     else:
                         bad += 1
                 self.history.append(rec)
+                epoch_seconds = time.time() - t0
                 if cfg.verbose:
                     print(f"  epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items()
                                                                        if k != "epoch"), file=sys.stderr)

@@ -62,6 +62,21 @@ def _prepare_out(out: Path, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _featurize(store: FeatureStore, targets: dict, aliases: list[str], deadline, budget) -> None:
+    """Compute every feature matrix before tuning, so the time budget is split over what is left."""
+    t0 = time.time()
+    for data in targets.values():
+        for alias in aliases:
+            store.get(alias, data.smiles)
+    seconds = time.time() - t0
+    if deadline is None:
+        return
+    log(f"featurization took {seconds:.1f} s; {max(0.0, deadline - time.time()):.0f} s of the time budget left")
+    if seconds > 0.5 * budget:
+        log(f"WARNING: featurization used {seconds / budget:.0%} of the {budget:.0f} s time budget; little or no time "
+            "is left to tune learners (features are cached: a rerun with the same cache skips this)")
+
+
 def fit(data, out, options: FitOptions) -> Path:
     """Run the whole AutoML on ``data`` (path or DataFrame) and write the run to ``out``."""
     t_start = time.time()
@@ -111,6 +126,7 @@ def fit(data, out, options: FitOptions) -> Path:
     folds = {n: target_folds(recipe, d, options.seed) if recipe.n_folds else None for n, d in ds.targets.items()}
     write_run_spec(out, recipe, options.seed, ds.targets, folds, manifest, transforms, specs, fingerprint)
 
+    _featurize(store, ds.targets, used, deadline, options.time_budget)
     rows, metrics, timings = [], {}, {}
     n_targets = len(ds.targets)
     for i, (name, data_t) in enumerate(ds.targets.items()):

@@ -18,7 +18,11 @@ from uniqsar.io.artifacts import safe_name, write_json
 from uniqsar.metrics import score
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
-from uniqsar.util import log, threads_per_job
+from uniqsar.util import log, threads_per_job, time_limit
+
+# A running trial may overrun its study's time share by this fraction of it (never past the
+# target's tuning deadline) before it is aborted.
+TRIAL_GRACE = 0.1
 
 
 @dataclass
@@ -30,8 +34,8 @@ class TargetContext:
     n_jobs: int
     store: FeatureStore
     storage_url: str | None = None
-    deadline: float | None = None  # tuning must not start trials after this
-    final_deadline: float | None = None
+    deadline: float | None = None  # tuning ends by this (no trial runs past it)
+    final_deadline: float | None = None  # stacking and final fits end by this
     transform: str = "none"  # resolved regression target transform
     resume: bool = False
     run_id: str = ""
@@ -41,7 +45,8 @@ def _study_name(target: str, model_id: str) -> str:
     return f"{safe_name(target)}/{model_id}"
 
 
-def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None) -> StudySpec:
+def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None,
+               hard_deadline=None) -> StudySpec:
     name = _study_name(data.name, model.id)
     if ctx.storage_url and ctx.run_id:  # a shared database may hold many runs
         name = f"{ctx.run_id}:{name}"
@@ -49,12 +54,13 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
         name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
         n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
         trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
-        transform=ctx.transform, deadline=deadline, oof_in_storage=ctx.storage_url is not None,
+        transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline,
+        oof_in_storage=ctx.storage_url is not None,
     )
 
 
-def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline):
-    spec = study_spec(ctx, data, model, deadline)
+def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline, hard_deadline):
+    spec = study_spec(ctx, data, model, deadline, hard_deadline=hard_deadline)
     n_trials = model.n_trials
     storage = storage_for(ctx.run_dir, ctx.storage_url)
     create_study(spec, storage)
@@ -123,14 +129,16 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     for i, model in enumerate(recipe.models):
         t0 = time.time()
         X = ctx.store.matrix(model.features, data.smiles)
-        deadline = None
+        deadline = hard_deadline = None
         if ctx.deadline is not None:
             remaining = max(0.0, ctx.deadline - time.time())
             left = sum(m.n_trials for m in recipe.models[i:])
-            deadline = time.time() + remaining * model.n_trials / max(1, left)
-        spec, (best, n_run) = _tune_model(ctx, data, model, X, folds, deadline)
+            share = remaining * model.n_trials / max(1, left)
+            deadline = time.time() + share
+            hard_deadline = min(deadline + TRIAL_GRACE * share, ctx.deadline)
+        spec, (best, n_run) = _tune_model(ctx, data, model, X, folds, deadline, hard_deadline)
         if not best:
-            log(f"  {model.id}: no finished trial ({n_run} started) - skipped")
+            log(f"  {model.id}: no complete trial ({n_run} pruned, others failed or aborted by the time budget) - skipped")
             continue
         log(f"  {model.id}: best CV {ctx.metric} {best[0][1]:.4f} ({n_run} trials) in {time.time() - t0:.1f} s")
         for rank, (number, value, params, oof, seconds) in enumerate(best):
@@ -219,5 +227,6 @@ def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarr
         else [("full", np.ones(len(y), bool))]
     for name, train in parts:
         m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **cand["params"])
-        m.fit(X[train], y[train])
+        with time_limit(ctx.final_deadline):
+            m.fit(X[train], y[train])
         m.save(mdir / name)

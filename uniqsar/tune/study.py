@@ -4,6 +4,11 @@ Trials of a study may run in several processes at once (``n_jobs``) and on sever
 they share one Optuna storage (a journal file in the run directory by default). Each finished
 trial writes its OOF predictions atomically to ``trials/<study>/<number>.npy`` so stacking can
 pick from the best trials without refitting.
+
+Time limits: no trial starts after the study's ``deadline``; a running trial must end by its
+``hard_deadline``: learners fit under :func:`uniqsar.util.time_limit`, and a fold the earlier
+folds say cannot finish in time is not started - the trial is aborted and marked FAIL (never a
+candidate, not counted as finished, no OOF file).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import numpy as np
 from uniqsar.data import transform as target_transform
 from uniqsar.metrics import METRICS, score
 from uniqsar.registry import get_learner_class
+from uniqsar.util import log, time_limit
 
 
 def storage_for(run_dir: Path | None, url: str | None = None):
@@ -50,18 +56,31 @@ def atomic_save_npy(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+class TrialTimeout(Exception):
+    """A trial cannot finish its folds by its hard deadline."""
+
+
 def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
-                      metric=None, transform="none"):
+                      metric=None, transform="none", deadline=None):
     """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
-    ``report(step, partial_score)`` is called after each fold (pruning)."""
+    ``report(step, partial_score)`` is called after each fold (pruning). With ``deadline``
+    (``time.time()``), fits run under that time limit and :class:`TrialTimeout` is raised
+    instead of starting a fold that the mean fold time so far says would end after it."""
     cls = get_learner_class(learner_key)
     y_fit = target_transform.forward(transform, y)
     oof = np.full(len(y), np.nan)
     fold_ids = np.unique(folds)
+    t0 = time.time()
     for step, f in enumerate(fold_ids):
+        if deadline is not None:
+            per_fold = (time.time() - t0) / step if step else 0.0
+            if time.time() + per_fold > deadline:
+                raise TrialTimeout(f"fold {step + 1} of {len(fold_ids)} would end after the deadline "
+                                   f"({per_fold:.0f} s per fold)")
         test = folds == f
         model = cls(task, seed=seed, n_threads=n_threads, **params)
-        model.fit(X[~test], y_fit[~test])
+        with time_limit(deadline):
+            model.fit(X[~test], y_fit[~test])
         oof[test] = target_transform.inverse(transform, model.predict(X[test]))
         if report is not None and step < len(fold_ids) - 1:
             done = ~np.isnan(oof)
@@ -87,6 +106,7 @@ class StudySpec:
     transform: str = "none"
     oof_in_storage: bool = False  # distributed runs: OOF travels in the study, not in local files
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
+    hard_deadline: float | None = None  # a running trial ends by then (or is aborted)
 
 
 def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
@@ -106,8 +126,13 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
                 raise optuna.TrialPruned()
 
         t0 = time.time()
-        oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
-                                report, spec.metric, spec.transform)
+        try:
+            oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
+                                    report, spec.metric, spec.transform, spec.hard_deadline)
+        except TrialTimeout as e:
+            log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
+            trial.study.stop()
+            return float("nan")  # Optuna marks the trial FAIL
         value = score(spec.metric, y, oof)
         if not np.isfinite(value):
             raise optuna.TrialPruned()  # degenerate predictions (e.g. constant): never a candidate
