@@ -30,8 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -63,7 +61,8 @@ def run_ours(task, tv, te, train_idx, valid_idx, seed, threads, params):
     pred_s = time.time() - t0
     return {"score": tdc.evaluate(task, te.Y.to_numpy(float), pred), "fit_seconds": round(fit_s, 1),
             "fit_cpu_seconds": round(fit_cpu, 1), "predict_seconds": round(pred_s, 1),
-            "epochs_run": len(model.history_), "best_epoch": model.best_epoch_, "params": params}
+            "epochs_run": len(model.history_), "best_epoch": model.best_epoch_, "params": params,
+            "resolved_params": {k: v for k, v in model._p().items()}, "threads": threads}
 
 
 def run_chemprop(task, tv, te, train_idx, valid_idx, seed, threads, python):
@@ -104,12 +103,13 @@ def run_chemprop(task, tv, te, train_idx, valid_idx, seed, threads, python):
                                  capture_output=True, text=True).stdout.strip()
     return {"score": tdc.evaluate(task, te.Y.to_numpy(float), pred), "fit_seconds": round(fit_s, 1),
             "fit_cpu_seconds": round(fit_cpu, 1), "predict_seconds": round(pred_s, 1), "epochs_run": epochs,
-            "chemprop_version": version}
+            "chemprop_version": version, "threads": threads}
 
 
 def write_table() -> None:
     head = ("| task | seed | metric | ours | ours score | chemprop score | ours fit s (epochs) | "
-            "chemprop fit s (epochs) | wall ours / chemprop | CPU ours / chemprop |\n|---|---|---|---|---|---|---|---|---|---|")
+            "chemprop fit s (epochs) | wall ours / chemprop | CPU ours / chemprop | threads ours / chemprop |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [head]
     for path in sorted(RESULTS.glob("*_seed*.json")):
         r = json.loads(path.read_text())
@@ -123,7 +123,8 @@ def write_table() -> None:
             cpu = (f"{s['fit_cpu_seconds'] / cp['fit_cpu_seconds']:.2f}"
                    if cp and "fit_cpu_seconds" in s and "fit_cpu_seconds" in cp else "—")
             rows.append(f"| {r['task']} | {r['seed']} | {r['metric']} | {name} | {s['score']:.3f} | {cp_score} | "
-                        f"{s['fit_seconds']:.0f} ({s['epochs_run']}) | {cp_time} | {ratio} | {cpu} |")
+                        f"{s['fit_seconds']:.0f} ({s['epochs_run']}) | {cp_time} | {ratio} | {cpu} | "
+                        f"{s.get('threads', '?')} / {cp.get('threads', '?') if cp else '—'} |")
     (RESULTS / "table.md").write_text("\n".join(rows) + "\n")
 
 
@@ -136,6 +137,7 @@ def main(argv=None) -> None:
     ap.add_argument("--chemprop-python", default=os.environ.get("CHEMPROP_PYTHON", "/tmp/chemprop_venv/bin/python"))
     ap.add_argument("--systems", nargs="+", default=["dmpnn", "chemprop"],
                     help="dmpnn, dmpnn_rdkit (Chemprop-RDKit variant), chemprop")
+    ap.add_argument("--params", default="{}", help="JSON dict of dmpnn parameters (default: its defaults)")
     args = ap.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
@@ -144,15 +146,15 @@ def main(argv=None) -> None:
         out = RESULTS / f"{task}_seed{args.seed}.json"
         record = json.loads(out.read_text()) if out.exists() else {}
         record.update({"task": task, "seed": args.seed, "metric": tdc.task_info(task).metric,
-                       "n_train": len(train_idx), "n_valid": len(valid_idx), "n_test": len(te),
-                       "threads": args.threads})
+                       "n_train": len(train_idx), "n_valid": len(valid_idx), "n_test": len(te)})
+        record.pop("threads", None)  # per system now (systems may run with different budgets)
         record.setdefault("systems", {})
         for system in args.systems:
             print(f"[{time.strftime('%H:%M:%S')}] {task} seed {args.seed}: {system} ...", flush=True)
             if system == "chemprop":
                 res = run_chemprop(task, tv, te, train_idx, valid_idx, args.seed, args.threads, args.chemprop_python)
             else:
-                params = {"rdkit_features": True} if system == "dmpnn_rdkit" else {}
+                params = {**json.loads(args.params), **({"rdkit_features": True} if system == "dmpnn_rdkit" else {})}
                 res = run_ours(task, tv, te, train_idx, valid_idx, args.seed, args.threads, params)
             res["load_average_1min"] = round(os.getloadavg()[0], 1)
             record["systems"][system] = res
