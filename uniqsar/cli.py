@@ -153,10 +153,14 @@ COMMANDS = {"fit": cmd_fit, "predict": cmd_predict, "info": cmd_info, "worker": 
 
 
 def _add_pretrain_parser(sub) -> None:
-    t = sub.add_parser("pretrain", help="pretrain a Uni-Mol2 model from scratch on a SMILES corpus",
-                       epilog="example:\n  uniqsar pretrain --recipe small --corpus smiles.csv.gz --out runs/pt "
-                              "--exclude tdc_test.csv --n-jobs 2", formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--recipe", required=True, help="pretrain_unimol2_<name>.toml path, or a packaged name (tiny, small)")
+    t = sub.add_parser("pretrain", help="pretrain a Uni-Mol2 model or a SMILES transformer from scratch on a SMILES corpus",
+                       epilog="examples:\n  uniqsar pretrain --recipe small --corpus smiles.csv.gz --out runs/pt "
+                              "--exclude tdc_test.csv --n-jobs 2\n"
+                              "  uniqsar pretrain --recipe pretrain_smiles_small --corpus smiles.csv.gz --out runs/pt_smiles "
+                              "--exclude tdc_test.csv", formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--recipe", required=True,
+                   help="recipe TOML path, or a packaged name: tiny, small (Uni-Mol2), pretrain_smiles_tiny, "
+                        "pretrain_smiles_small (SMILES transformer; the recipe's [model] kind decides)")
     t.add_argument("--corpus", required=True, help="CSV/CSV.gz with a SMILES column (or .smi)")
     t.add_argument("--out", required=True, help="run folder (conformer cache, checkpoints, losses, export)")
     t.add_argument("--exclude", nargs="+", default=[], metavar="FILE",
@@ -164,12 +168,12 @@ def _add_pretrain_parser(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--max-steps", type=int, help="override the recipe's train.max_steps")
     t.add_argument("--limit", type=int, help="override the recipe's data.limit (first N corpus rows)")
-    t.add_argument("--n-jobs", type=int, default=1, help="processes for conformer generation")
+    t.add_argument("--n-jobs", type=int, default=1, help="processes for conformer generation (Uni-Mol2)")
     t.add_argument("--threads", type=int, help="torch threads (default: recipe, else all cores)")
 
 
 def cmd_pretrain(a) -> int:
-    from uniqsar.models.unimol2.pretrain import pretrain
+    from uniqsar.models.pretraining import pretrain
 
     pretrain(a.recipe, a.corpus, a.out, resume=a.resume, max_steps=a.max_steps, n_jobs=a.n_jobs,
              exclude=a.exclude, threads=a.threads, limit=a.limit, verbose=not a.quiet)

@@ -16,6 +16,7 @@ FEATURIZER_MODULES: dict[str, str] = {
     "maccs": "uniqsar.featurize.fingerprints",
     "rdkit_desc": "uniqsar.featurize.descriptors",
     "unimol2": "uniqsar.models.unimol2.featurizer",
+    "smiles_transformer": "uniqsar.models.smiles.featurizer",
 }
 LEARNER_MODULES: dict[str, str] = {
     "lightgbm": "uniqsar.models.gbdt",
@@ -23,6 +24,7 @@ LEARNER_MODULES: dict[str, str] = {
     "linear": "uniqsar.models.linear",
     "dmpnn": "uniqsar.models.dmpnn",
     "unimol2": "uniqsar.models.unimol2.learner",
+    "smiles_transformer": "uniqsar.models.smiles.learner",
 }
 
 FEATURIZERS: dict[str, type] = {}

@@ -1,0 +1,322 @@
+"""SMILES-transformer fine-tuning learner (`smiles_transformer`): pretrained encoder + MLP head, end to end.
+
+Input: canonical SMILES (``input = "smiles"``). Encoder weights: ``weights`` (see pretrained.py: "default" =
+the shipped checkpoint, or a seeded random init with a warning while none ships; "random"; a checkpoint path).
+Head: the pooled vector (CLS + mean of the token states by default) -> dropout -> Linear(hidden) -> GELU ->
+dropout -> Linear(1). Training: the shared torch_trainer loop (AdamW, head at ``head_lr_mult`` x lr, warmup +
+linear decay, gradient clipping, early stopping on X_valid or an inner scaffold split of ``valid_frac``).
+Regression fits standardized targets (mean / std stored); binary fits one logit (BCE).
+
+Augmentation: at train time each molecule is written as a randomized SMILES with probability
+``random_smiles_prob`` every time it is batched (RDKit seeds from the learner's seeded RNG). Prediction
+averages the raw outputs (standardized value / logit) over ``n_tta`` writings: the canonical SMILES and
+``n_tta - 1`` randomized SMILES whose seeds depend only on (seed, canonical SMILES, k), so a molecule's
+prediction does not depend on the rest of its batch. ``freeze_layers = k`` freezes the embeddings and the
+first k blocks. SMILES longer than the encoder's ``max_len`` are truncated.
+
+A molecule that cannot be parsed or tokenized is skipped in training and predicted as the training mean
+(regression) or prevalence (binary), so OOF vectors stay complete; ``n_failed_`` counts them in training.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from uniqsar.featurize.smiles_tokens import PAD_ID, SmilesTokenizer, randomized_smiles, smiles_seed
+from uniqsar.models.base import Learner
+from uniqsar.registry import register_learner
+
+from .model import SmilesEncoder, SmilesTransformerConfig, pool
+
+HEAD_PREFIXES = ("head.",)
+EMBEDDING_PREFIXES = ("encoder.tok_embed.", "encoder.pos_embed.")
+
+
+class FineTuneModel(nn.Module):
+    """Encoder -> pooled vector -> MLP head -> (B,) raw outputs."""
+
+    def __init__(self, encoder: SmilesEncoder, pooling: str = "cls+mean", head_hidden: int = 256,
+                 dropout: float = 0.1, seed: int = 0):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        width = encoder.cfg.d_model * (2 if pooling == "cls+mean" else 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, head_hidden), nn.GELU(),
+                                      nn.Dropout(dropout), nn.Linear(head_hidden, 1))
+            nn.init.normal_(self.head[4].weight, 0.0, 0.02)
+            nn.init.zeros_(self.head[4].bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(pool(self.encoder(tokens), tokens, self.pooling))[:, 0]
+
+
+def pad_batch(seqs: list[list[int]]) -> dict:
+    L = max(len(s) for s in seqs)
+    out = np.full((len(seqs), L), PAD_ID, np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return {"tokens": torch.from_numpy(out)}
+
+
+def _forward(model, batch):
+    return model(batch["tokens"])
+
+
+@register_learner
+class SmilesTransformerLearner(Learner):
+    key = "smiles_transformer"
+    input = "smiles"
+    defaults: dict[str, Any] = {
+        "lr": 2e-4,
+        "epochs": 20,
+        "dropout": 0.1,
+        "freeze_layers": 0,
+        "batch_size": 32,
+    }
+    fixed_defaults: dict[str, Any] = {
+        "weights": "default",
+        "arch": None,  # SmilesTransformerConfig overrides for random inits (tests)
+        "pooling": "cls+mean",
+        "head_hidden": 256,
+        "weight_decay": 1e-2,
+        "head_lr_mult": 10.0,
+        "warmup_frac": 0.06,
+        "patience": 5,
+        "grad_clip": 1.0,
+        "random_smiles_prob": 0.8,  # training augmentation
+        "n_tta": 4,  # prediction: canonical + 3 randomized SMILES, raw outputs averaged
+        "valid_frac": 0.12,
+        "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
+        "device": "cpu",
+        "verbose": False,
+    }
+
+    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
+        if unknown:
+            raise ValueError(f"learner 'smiles_transformer' got unknown parameter(s) {sorted(unknown)}")
+        super().__init__(task, seed=seed, n_threads=n_threads, **params)
+
+    def _p(self, name: str):
+        if name in self.params:
+            return self.params[name]
+        return self.defaults[name] if name in self.defaults else self.fixed_defaults[name]
+
+    @staticmethod
+    def search_space(trial, task: str) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", 2e-5, 1e-3, log=True),
+            "epochs": trial.suggest_int("epochs", 10, 40, step=5),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "freeze_layers": trial.suggest_int("freeze_layers", 0, 3),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+        }
+
+    # ------------------------------------------------------------------------------- model
+    def _build(self):
+        from .pretrained import load_mlm
+
+        mlm, tok = load_mlm(self._p("weights"), seed=self.seed, arch=self._p("arch"))
+        model = FineTuneModel(mlm.encoder, str(self._p("pooling")), int(self._p("head_hidden")),
+                              float(self._p("dropout")), seed=self.seed + 1)
+        self._configure(model)
+        return model, tok
+
+    def _configure(self, model: FineTuneModel) -> None:
+        p = float(self._p("dropout"))
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = p
+        for block in model.encoder.layers:
+            block.attn_dropout = p
+        k = min(int(self._p("freeze_layers")), model.encoder.cfg.n_layers)
+        frozen = EMBEDDING_PREFIXES + tuple(f"encoder.layers.{i}." for i in range(k)) if k else ()
+        for name, prm in model.named_parameters():
+            prm.requires_grad = not (frozen and name.startswith(frozen))
+
+    def _trainer(self, rng: np.random.Generator | None = None):
+        from uniqsar.models.torch_trainer import TrainConfig, Trainer
+
+        cfg = TrainConfig(lr=float(self._p("lr")), head_lr_mult=float(self._p("head_lr_mult")),
+                          weight_decay=float(self._p("weight_decay")), epochs=int(self._p("epochs")),
+                          batch_size=int(self._p("batch_size")), warmup_frac=float(self._p("warmup_frac")),
+                          patience=int(self._p("patience")), grad_clip=float(self._p("grad_clip")), seed=self.seed,
+                          n_threads=self.n_threads, device=str(self._p("device")), verbose=bool(self._p("verbose")))
+        tok, max_len, p_rand = self.tokenizer_, self.config_.max_len, float(self._p("random_smiles_prob"))
+
+        def train_collate(items):  # item: (mol, canonical ids); a fresh randomized SMILES with probability p_rand
+            seqs = []
+            for mol, ids in items:
+                if p_rand > 0 and rng.random() < p_rand:
+                    text = randomized_smiles(mol, 1, seed=int(rng.integers(1, 2**31 - 1)))[0]
+                    try:
+                        ids = tok.encode(text, max_len=max_len)
+                    except ValueError:
+                        pass
+                seqs.append(ids)
+            return pad_batch(seqs)
+
+        def eval_collate(items):  # item: (mol, ids) in validation, or ids in prediction
+            return pad_batch([it[1] if isinstance(it, tuple) else it for it in items])
+
+        return Trainer(cfg, self.task, _forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate)
+
+    # ------------------------------------------------------------------------------- data
+    def _parse(self, smiles) -> list:
+        """Per SMILES: (mol, canonical SMILES, canonical ids) or None (unparsable / untokenizable)."""
+        from rdkit import Chem, RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        out = []
+        for s in smiles:
+            mol = Chem.MolFromSmiles(str(s)) if s is not None else None
+            if mol is None or mol.GetNumAtoms() == 0:
+                out.append(None)
+                continue
+            can = Chem.MolToSmiles(mol)
+            mol = Chem.MolFromSmiles(can)  # canonical atom order: randomized SMILES depend on it
+            try:
+                out.append((mol, can, self.tokenizer_.encode(can, max_len=self.config_.max_len)))
+            except ValueError:
+                out.append(None)
+        return out
+
+    def _inner_split(self, smiles: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The seeded scaffold-grouped fold 0 of round(1 / valid_frac) folds (random split if that fails);
+        no split when the training part would lose a class."""
+        from uniqsar.data.split import make_folds
+
+        n_folds = max(2, int(round(1.0 / float(self._p("valid_frac")))))
+        binary = self.task == "binary"
+        try:
+            valid = make_folds(list(smiles), n_folds, self.seed, "scaffold", y if binary else None) == 0
+        except Exception:
+            valid = np.zeros(len(smiles), bool)
+            valid[np.random.default_rng(self.seed).permutation(len(smiles))[: max(1, len(smiles) // n_folds)]] = True
+        if valid.all() or (binary and len(np.unique(y[~valid])) < 2):
+            valid[:] = False
+        return valid
+
+    # ------------------------------------------------------------------------------- fit / predict
+    def fit(self, X, y, X_valid=None, y_valid=None) -> "SmilesTransformerLearner":
+        X = np.asarray(X, dtype=object).ravel()
+        y = np.asarray(y, dtype=np.float64)
+        torch.manual_seed(self.seed)
+        model, self.tokenizer_ = self._build()
+        self.config_ = model.encoder.cfg
+        parsed = self._parse(X)
+        ok = np.array([p is not None for p in parsed]) & np.isfinite(y)
+        if ok.sum() < 2:
+            raise ValueError("smiles_transformer needs at least 2 valid molecules with finite targets")
+        self.n_failed_ = int((~ok).sum())
+        idx = np.flatnonzero(ok)
+        if X_valid is not None and y_valid is not None and len(X_valid):
+            v_parsed = self._parse(np.asarray(X_valid, dtype=object).ravel())
+            v_y_all = np.asarray(y_valid, dtype=np.float64)
+            v_idx = np.flatnonzero(np.array([p is not None for p in v_parsed]) & np.isfinite(v_y_all))
+            tr = [parsed[i] for i in idx]
+            tr_y = y[idx]
+            va, va_y = [v_parsed[i] for i in v_idx], v_y_all[v_idx]
+        else:
+            valid = np.zeros(len(idx), bool)
+            if len(idx) >= int(self._p("min_valid")):
+                valid = self._inner_split(np.array([parsed[i][1] for i in idx], dtype=object), y[idx])
+            tr, tr_y = [parsed[i] for i in idx[~valid]], y[idx[~valid]]
+            va, va_y = [parsed[i] for i in idx[valid]], y[idx[valid]]
+        if self.task == "regression":
+            self.y_mean_, self.y_std_ = float(np.mean(tr_y)), float(np.std(tr_y)) or 1.0
+            self.fallback_ = self.y_mean_
+        else:
+            self.y_mean_, self.y_std_ = 0.0, 1.0
+            self.fallback_ = float(np.mean(tr_y))
+        scale = lambda v: (v - self.y_mean_) / self.y_std_  # noqa: E731
+        trainer = self._trainer(np.random.default_rng(self.seed))
+        items = [(p[0], p[2]) for p in tr]
+        valid_part = None
+        if len(va):
+            valid_part = ([(p[0], p[2]) for p in va], scale(va_y), [len(p[2]) for p in va])
+        trainer.fit(model, items, scale(tr_y), [len(p[2]) for p in tr], valid=valid_part)
+        self.history_ = trainer.history
+        self.best_epoch_ = trainer.best_epoch
+        self.model_ = model.cpu().eval()
+        return self
+
+    def _variants(self, parsed) -> list[tuple[int, list[int]]]:
+        """(row, ids) for the canonical SMILES and n_tta - 1 randomized SMILES of every parsed molecule."""
+        n_tta = max(1, int(self._p("n_tta")))
+        pairs = []
+        for i, p in enumerate(parsed):
+            if p is None:
+                continue
+            mol, can, ids = p
+            pairs.append((i, ids))
+            for k in range(1, n_tta):
+                text = randomized_smiles(mol, 1, seed=smiles_seed(can, self.seed, k))[0]
+                try:
+                    pairs.append((i, self.tokenizer_.encode(text, max_len=self.config_.max_len)))
+                except ValueError:
+                    continue
+        return pairs
+
+    def predict_raw(self, X) -> np.ndarray:
+        """Raw outputs (standardized value / logit) averaged over the SMILES writings; NaN for failed molecules."""
+        X = np.asarray(X, dtype=object).ravel()
+        pairs = self._variants(self._parse(X))
+        raw, count = np.zeros(len(X)), np.zeros(len(X))
+        if pairs:
+            trainer = self._trainer()
+            old = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.n_threads))
+            try:
+                out = trainer.predict_raw(self.model_.to(trainer.device), [ids for _, ids in pairs],
+                                          [len(ids) for _, ids in pairs])
+            finally:
+                torch.set_num_threads(old)
+                self.model_.cpu()
+            rows = np.array([i for i, _ in pairs])
+            np.add.at(raw, rows, out)
+            np.add.at(count, rows, 1)
+        with np.errstate(invalid="ignore"):
+            raw = raw / count
+        raw[count == 0] = np.nan
+        return raw
+
+    def predict(self, X) -> np.ndarray:
+        raw = self.predict_raw(X)
+        if self.task == "binary":
+            with np.errstate(over="ignore"):
+                pred = 1.0 / (1.0 + np.exp(-raw))
+        else:
+            pred = raw * self.y_std_ + self.y_mean_
+        pred[np.isnan(pred)] = self.fallback_
+        return pred
+
+    # ------------------------------------------------------------------------------- persistence
+    def _save_state(self, path: Path) -> None:
+        from .pretrained import manifest_entry
+
+        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
+        state = {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
+                 "head_hidden": int(self.model_.head[1].out_features), "y_mean": self.y_mean_, "y_std": self.y_std_,
+                 "fallback": self.fallback_, "n_failed": self.n_failed_, "best_epoch": self.best_epoch_,
+                 "history": self.history_, "init_weights": manifest_entry(self._p("weights"), self.seed,
+                                                                            self._p("arch"))}
+        (path / "smiles_transformer.json").write_text(json.dumps(state, indent=1, default=str))
+
+    def _load_state(self, path: Path) -> None:
+        state = json.loads((path / "smiles_transformer.json").read_text())
+        self.config_ = SmilesTransformerConfig.from_dict(state["config"])
+        self.tokenizer_ = SmilesTokenizer(state["vocab"])
+        model = FineTuneModel(SmilesEncoder(self.config_), state["pooling"], int(state["head_hidden"]),
+                              float(self._p("dropout")), seed=0)
+        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
+        self.model_ = model.eval()
+        self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]
+        self.n_failed_, self.best_epoch_, self.history_ = state["n_failed"], state["best_epoch"], state["history"]

@@ -1,0 +1,338 @@
+"""Masked-token pretraining of the SMILES transformer on a SMILES corpus.
+
+    pretrain(recipe, corpus, out)   # = `uniqsar pretrain --recipe pretrain_smiles_small --corpus ... --out ...`
+
+Run folder `out` (the same layout as the Uni-Mol2 pretraining, whose corpus / exclusion / logging code is
+reused, not copied):
+  corpus.csv, corpus.json        canonical SMILES + train/val split (seeded hash), corpus statistics and exclusions
+  ckpt/last.pt                   training state (model, optimizer, scheduler, RNG states as tensors, position);
+                                 torch.load(weights_only=True); written atomically every `checkpoint_every` steps
+  losses.csv, val_losses.csv     one row per step / per validation (loss, masked-token accuracy); losses.png
+  checkpoint.pt, model_card.json the export (pretrained.py layout: format, config, vocab, model state_dict).
+                                 Shipping it as the default: copy them to uniqsar/models/smiles/weights/default.pt
+                                 and default.json.
+
+Objective (BERT): per molecule int(p·n + U[0,1)) (at least 1) of its n real tokens are selected (p = 0.15);
+80 % become <mask>, 10 % a uniformly random non-special token, 10 % stay; cross-entropy on the selected ones.
+Augmentation: each time a molecule is drawn it is written as a randomized SMILES with probability
+`random_smiles_prob` (RDKit seed drawn from the checkpointed RNG), else canonically. Validation uses canonical
+SMILES with fixed masks. Schedule: AdamW (no decay on biases / LayerNorm), linear warmup, polynomial (linear)
+decay to end_lr, grad-norm clipping. Each epoch's batch order is a pure function of (seed, epoch) and the
+corruption RNG and the torch RNG are checkpointed, so a resumed run continues the same sample stream.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
+from uniqsar.models.unimol2.pretrain import CsvLog, atomic_save, lr_lambda, plot_losses, sha256_file
+from uniqsar.models.unimol2.pretrain_data import epoch_batches, read_corpus
+
+from .model import SmilesMLM, num_params
+from .pretrain_recipe import ObjectiveSpec, SmilesPretrainRecipe, load_smiles_recipe
+
+COLUMNS = ["step", "loss", "acc", "lr", "mols", "tokens", "elapsed_s"]
+
+
+# ----------------------------------------------------------------------------------------- samples
+
+
+def mask_tokens(ids: np.ndarray, rng: np.random.Generator, obj: ObjectiveSpec, n_special: int,
+                vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(corrupted ids, selected mask) for one ``<cls> ... <sep>`` sequence (80/10/10 BERT corruption)."""
+    ids = np.asarray(ids, np.int64)
+    real = np.flatnonzero((ids != CLS_ID) & (ids != SEP_ID) & (ids != PAD_ID))
+    sel = np.zeros(len(ids), bool)
+    if len(real) == 0:
+        return ids.copy(), sel
+    k = min(len(real), max(1, int(obj.mask_prob * len(real) + rng.random())))
+    pos = rng.choice(real, size=k, replace=False)
+    sel[pos] = True
+    out = ids.copy()
+    u = rng.random(k)
+    to_mask = u < obj.mask_token_frac
+    to_rand = (u >= obj.mask_token_frac) & (u < obj.mask_token_frac + obj.random_token_frac)
+    out[pos[to_mask]] = MASK_ID
+    out[pos[to_rand]] = rng.integers(n_special, vocab_size, size=int(to_rand.sum()))
+    return out, sel
+
+
+def sample_ids(smiles: str, tok: SmilesTokenizer, rng: np.random.Generator, p_random: float, max_len: int) -> list[int]:
+    """Token ids of the molecule written canonically or (with probability p_random) as a random SMILES."""
+    text = smiles
+    if p_random > 0 and rng.random() < p_random:
+        try:
+            text = randomized_smiles(smiles, 1, seed=int(rng.integers(1, 2**31 - 1)))[0]
+        except ValueError:
+            pass
+    return tok.encode(text, max_len=max_len)
+
+
+def collate_mlm(samples: list[tuple[np.ndarray, np.ndarray, list[int]]]) -> dict:
+    """samples: (corrupted ids, selected mask, original ids) -> padded tensors."""
+    L = max(len(s[0]) for s in samples)
+    tokens = np.full((len(samples), L), PAD_ID, np.int64)
+    sel = np.zeros((len(samples), L), bool)
+    target = np.full((len(samples), L), PAD_ID, np.int64)
+    for b, (x, m, y) in enumerate(samples):
+        tokens[b, :len(x)], sel[b, :len(x)], target[b, :len(x)] = x, m, y
+    return {"tokens": torch.from_numpy(tokens), "masked": torch.from_numpy(sel), "target": torch.from_numpy(target)}
+
+
+def mlm_loss(model: SmilesMLM, batch: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(mean cross-entropy over selected tokens, number correct, number selected)."""
+    logits = model(batch["tokens"], batch["masked"])
+    y = batch["target"][batch["masked"]]
+    loss = F.cross_entropy(logits.float(), y)
+    return loss, (logits.argmax(-1) == y).sum(), int(y.numel())
+
+
+# ----------------------------------------------------------------------------------------- state
+
+
+def _rng_tensor(rng: np.random.Generator) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
+
+
+def _rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(bytes(t.tolist()).decode())
+    return rng
+
+
+def _write_corpus(out: Path, smiles, is_val, stats) -> None:
+    import pandas as pd
+
+    tmp = out / "corpus.csv.tmp"
+    pd.DataFrame({"smiles": smiles, "split": np.where(is_val, "val", "train")}).to_csv(tmp, index=False)
+    tmp.replace(out / "corpus.csv")
+    (out / "corpus.json").write_text(json.dumps(stats, indent=1))
+
+
+def _read_corpus_dir(out: Path):
+    import pandas as pd
+
+    df = pd.read_csv(out / "corpus.csv", dtype=str, keep_default_na=False)
+    return df["smiles"].tolist(), (df["split"] == "val").to_numpy(), json.loads((out / "corpus.json").read_text())
+
+
+def _fmt_time(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None = None, n_jobs: int = 1,
+             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True) -> dict:
+    """Pretrain (or resume) into folder `out`; returns the model card. max_steps / limit override the recipe's
+    train.max_steps / data.limit; threads: torch threads (n_jobs is accepted for CLI symmetry, unused)."""
+    r = recipe if isinstance(recipe, SmilesPretrainRecipe) else load_smiles_recipe(recipe)
+    if limit is not None:
+        r = replace(r, data=replace(r.data, limit=int(limit)))
+    d, o, t, cfg = r.data, r.objective, r.train, r.model
+    total = int(max_steps or t.max_steps)
+    out = Path(out)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
+    ckpt_path = out / "ckpt" / "last.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    from uniqsar.util import n_cores
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(threads or t.threads or n_cores()))
+    try:
+        return _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    # -- data
+    if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
+        smiles, is_val, stats = _read_corpus_dir(out)
+        if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
+            raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
+                             f"use a new --out for different ones")
+        say(f"corpus: reusing {out / 'corpus.csv'} ({len(smiles)} molecules)")
+    else:
+        smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
+                                            subsample=d.subsample or None, seed=t.seed, exclude=exclude,
+                                            val_fraction=d.val_fraction, verbose=verbose)
+        _write_corpus(out, smiles, is_val, stats)
+    tok = SmilesTokenizer()
+    lengths = np.array([len(tok.tokenize(s)) + 2 for s in smiles], np.int64)  # canonical, <cls>/<sep> included
+    too_long = lengths > cfg.max_len
+    train_pos = np.flatnonzero(~is_val & ~too_long)
+    val_pos = np.flatnonzero(is_val & ~too_long)
+    if len(train_pos) == 0:
+        raise ValueError("no training molecules (all held out or longer than max_len)")
+    n_unk = sum(tok.n_unknown(smiles[i]) > 0 for i in train_pos[:20000])
+    say(f"data: {len(train_pos)} train / {len(val_pos)} val molecules, {int(too_long.sum())} longer than "
+        f"{cfg.max_len} tokens skipped, mean {lengths[train_pos].mean():.1f} tokens; "
+        f"{n_unk} of the first {min(20000, len(train_pos))} have out-of-vocabulary tokens")
+
+    # -- model, optimizer, schedule
+    torch.manual_seed(t.seed)
+    model = SmilesMLM(cfg)  # BERT init in the constructor
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
+    rng = np.random.default_rng([t.seed, 1])
+    step, epoch, pos_in_epoch, mols_seen, tokens_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved_model = json.loads(st["recipe"])["model"]
+        if saved_model != r.to_dict()["model"]:
+            raise ValueError(f"{out}: the checkpoint was trained with model {saved_model}, the recipe now says "
+                             f"{r.to_dict()['model']}; use a new --out")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        torch.set_rng_state(st["rng_torch"])
+        rng = _rng_from_tensor(st["rng_numpy"])
+        step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
+        mols_seen, tokens_seen, elapsed0 = int(st["mols_seen"]), int(st["tokens_seen"]), float(st["elapsed"])
+        say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
+    elif resume:
+        say("--resume: no checkpoint yet, starting from step 0")
+    n_params = num_params(model)
+    say(f"model: {n_params:,} parameters ({n_params * 4 / 2**20:.1f} MB float32; {cfg.n_layers} layers, "
+        f"d={cfg.d_model}, {cfg.n_heads} heads, FFN {cfg.ffn_dim}), {total} steps of {t.batch_size}, "
+        f"{torch.get_num_threads()} threads")
+
+    log = CsvLog(out / "losses.csv", COLUMNS, keep_upto=step)
+    vlog = CsvLog(out / "val_losses.csv", ["step", "loss", "acc"], keep_upto=step)
+
+    # -- fixed validation batches (canonical SMILES, same masks at every evaluation)
+    vrng = np.random.default_rng([t.seed, 2])
+    vpos = val_pos[:d.val_max]
+    val_batches = []
+    for b in epoch_batches(lengths[vpos], t.batch_size, 1 << 62, vrng):
+        samples = []
+        for i in vpos[b]:
+            ids = tok.encode(smiles[i], max_len=cfg.max_len)
+            samples.append((*mask_tokens(ids, vrng, o, tok.n_special, tok.vocab_size), ids))
+        val_batches.append(collate_mlm(samples))
+
+    def validate() -> dict:
+        model.eval()
+        loss_sum, correct, n = 0.0, 0, 0
+        with torch.no_grad():
+            for b in val_batches:
+                loss, c, k = mlm_loss(model, b)
+                loss_sum, correct, n = loss_sum + float(loss) * k, correct + int(c), n + k
+        model.train()
+        return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
+
+    def save_state():
+        st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "rng_torch": torch.get_rng_state(), "rng_numpy": _rng_tensor(rng), "step": step, "epoch": epoch,
+              "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "tokens_seen": tokens_seen,
+              "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
+        atomic_save(st, ckpt_path)
+
+    # -- loop
+    model.train()
+    t_start = time.time()
+    win_loss, win_acc, win_t, win_m, win_n = 0.0, 0.0, time.time(), 0, 0
+    last: dict = {}
+    try:
+        while step < total:
+            plan = epoch_batches(lengths[train_pos], t.batch_size, 1 << 62, np.random.default_rng([t.seed, 3, epoch]))
+            while pos_in_epoch < len(plan) and step < total:
+                idx = train_pos[plan[pos_in_epoch]]
+                samples = []
+                for i in idx:
+                    ids = sample_ids(smiles[i], tok, rng, o.random_smiles_prob, cfg.max_len)
+                    samples.append((*mask_tokens(ids, rng, o, tok.n_special, tok.vocab_size), ids))
+                batch = collate_mlm(samples)
+                loss, correct, k = mlm_loss(model, batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_norm)
+                lr = opt.param_groups[0]["lr"]
+                opt.step()
+                sched.step()
+                step, pos_in_epoch = step + 1, pos_in_epoch + 1
+                n_tok = int((batch["tokens"] != PAD_ID).sum())
+                mols_seen, tokens_seen = mols_seen + len(idx), tokens_seen + n_tok
+                lv, acc = float(loss.detach()), int(correct) / max(k, 1)
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"non-finite loss at step {step}")
+                log.write([step, lv, acc, lr, len(idx), n_tok, round(elapsed0 + time.time() - t_start, 2)])
+                win_loss, win_acc, win_m, win_n = win_loss + lv, win_acc + acc, win_m + len(idx), win_n + 1
+                if step % t.log_every == 0 or step == total:
+                    dt = max(time.time() - win_t, 1e-9)
+                    last = {"loss": win_loss / win_n, "acc": win_acc / win_n}
+                    eta = _fmt_time((total - step) * dt / win_n)
+                    say(f"step {step}/{total} | loss {last['loss']:.4f} acc {last['acc']:.3f} | lr {lr:.2e} | "
+                        f"{win_m / dt:.1f} mol/s {win_n / dt:.2f} steps/s | ETA {eta}")
+                    win_loss, win_acc, win_t, win_m, win_n = 0.0, 0.0, time.time(), 0, 0
+                if val_batches and (step % t.val_every == 0 or step == total):
+                    v = validate()
+                    vlog.write([step, v["loss"], v["acc"]])
+                    say(f"step {step} validation: loss {v['loss']:.4f} acc {v['acc']:.3f}")
+                if step % t.checkpoint_every == 0 or step == total:
+                    save_state()
+            if pos_in_epoch >= len(plan):
+                epoch, pos_in_epoch = epoch + 1, 0
+    except KeyboardInterrupt:
+        say(f"interrupted at step {step}; saving a checkpoint (resume with --resume)")
+        save_state()
+        raise
+    finally:
+        log.fh.close()
+        vlog.fh.close()
+
+    # -- export
+    from .pretrained import save_checkpoint
+
+    model.eval()
+    save_checkpoint(model, tok, out / "checkpoint.pt")
+    val_final = validate() if val_batches else {}
+    card = {
+        "format": "uniqsar-smiles-pretrain/1",
+        "kind": "smiles_transformer",
+        "recipe": r.to_dict(),
+        "config": cfg.to_dict(),
+        "num_params": n_params,
+        "size_mb_float32": round(n_params * 4 / 2**20, 2),
+        "vocab_sha256": tok.sha256,
+        "data": {**stats, "n_train": int(len(train_pos)), "n_val": int(len(val_pos)),
+                 "n_too_long": int(too_long.sum()), "mean_tokens": float(lengths[train_pos].mean())},
+        "steps": step,
+        "epochs": round(mols_seen / max(1, len(train_pos)), 3),
+        "molecules_seen": mols_seen,
+        "tokens_seen": tokens_seen,
+        "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
+        "final_train_losses": last,
+        "final_val_losses": val_final,
+        "checkpoint": "checkpoint.pt",
+        "sha256": sha256_file(out / "checkpoint.pt"),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        "install_as_default": "mkdir -p uniqsar/models/smiles/weights && cp checkpoint.pt "
+                              "uniqsar/models/smiles/weights/default.pt && cp model_card.json "
+                              "uniqsar/models/smiles/weights/default.json",
+    }
+    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    plot_losses(out)
+    say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
+    return card
+
+
+__all__ = ["pretrain", "mask_tokens", "collate_mlm", "mlm_loss", "sample_ids"]
