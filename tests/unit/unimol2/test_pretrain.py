@@ -178,6 +178,38 @@ def test_pretrain_tiny_decreases_and_exports(tmp_path, corpus):
         pretrain(r, corpus, out, verbose=False)
 
 
+def test_descriptor_scaler_clips_standardizes_and_fills():
+    from uniqsar.models.unimol2.pretrain_data import DescriptorScaler
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(5, 2, 1000), np.full(1000, 3.0), rng.normal(0, 1, 1000)]
+    X[0, 0], X[1, 2], X[2, 2] = 1e30, np.nan, np.inf  # an overflow, a NaN, an inf
+    sc = DescriptorScaler.fit(X)
+    Z = sc.transform(X)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    assert abs(Z[:, 0].mean()) < 0.05 and abs(Z[:, 0].std() - 1) < 0.05 and Z[0, 0] < 3  # outlier clipped
+    assert (Z[:, 1] == 0).all() and Z[1, 2] == 0 and Z[2, 2] == 0  # constant column, NaN, inf -> the mean
+    assert set(sc.to_dict()) == {"lo", "hi", "mean", "std"}
+
+
+def test_pretrain_with_rdkit_descriptor_objective(tmp_path, corpus):
+    out = tmp_path / "run"
+    r = load_pretrain_recipe("tiny")
+    r = replace(r, objective=replace(r.objective, aux_descriptors=True, aux_set="rdkit", token_loss=0.0,
+                                     coord_loss=0.0, dist_loss=0.0),
+                train=replace(r.train, max_steps=80, batch_size=8, lr=3e-3, warmup_steps=2))
+    card = pretrain(r, corpus, out, verbose=False)
+    from uniqsar.featurize.descriptors import descriptor_names
+
+    assert card["data"]["descriptors"] == descriptor_names()
+    assert len(card["data"]["descriptor_scaler"]["mean"]) == len(descriptor_names())
+    assert (out / "descriptors_rdkit.npz").is_file()
+    aux = np.array([float(x["aux"]) for x in csv.DictReader(open(out / "losses.csv"))])
+    assert np.isfinite(aux).all() and aux[-10:].mean() < 0.7 * aux[:5].mean()  # the CLS head learns descriptors
+    with pytest.raises(ValueError, match="aux_set"):
+        recipe_from_dict({"objective": {"aux_set": "mordred"}})
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path, corpus):
     """Kill a pretraining subprocess mid-run, resume it: it continues from the last checkpoint's step and

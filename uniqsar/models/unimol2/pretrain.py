@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from .model import UniMol2
-from .pretrain_data import DESCRIPTORS, ConformerStore, collate_pretrain, corrupt, epoch_batches, \
-    prepare_conformers, read_corpus
+from .pretrain_data import DESCRIPTORS, ConformerStore, DescriptorScaler, collate_pretrain, corpus_descriptors, \
+    corrupt, epoch_batches, prepare_conformers, rdkit_descriptor_names, read_corpus
 
 from .pretrain_recipe import (  # noqa: F401  (DataSpec, TrainSpec, recipe_from_dict re-exported)
     DataSpec, ObjectiveSpec, PretrainRecipe, TrainSpec, load_pretrain_recipe, recipe_from_dict,
@@ -221,9 +221,15 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     train_pos = np.array([k for k, row in enumerate(store.index) if not is_val[row]], np.int64)
     if len(train_pos) == 0:
         raise ValueError("no training molecules with a conformer")
-    desc = store.arrays["desc"].astype(np.float64)
-    d_mean, d_std = np.nanmean(desc[train_pos], 0), np.nanstd(desc[train_pos], 0) + 1e-6
-    store.arrays["desc"] = np.nan_to_num((desc - d_mean) / d_std).astype(np.float32)  # z-scored (train stats)
+    if o.aux_descriptors and o.aux_set == "rdkit":
+        desc_names = rdkit_descriptor_names()
+        desc = corpus_descriptors(smiles, out / "descriptors_rdkit.npz", n_jobs=n_jobs, verbose=verbose)
+        desc = desc[np.asarray(store.index, np.int64)]  # corpus rows -> store positions
+    else:
+        desc_names = list(DESCRIPTORS)
+        desc = store.arrays["desc"].astype(np.float64)
+    norm = DescriptorScaler.fit(desc[train_pos])
+    store.arrays["desc"] = norm.transform(desc)
     sizes = store.n_atoms[train_pos]
     say(f"data: {len(train_pos)} train / {len(val_pos)} val molecules with conformers, {len(store.failed)} failed, "
         f"mean {sizes.mean():.1f} heavy atoms")
@@ -233,7 +239,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     model = UniMol2(r.model)  # init_bert_params in the constructor
     with torch.no_grad():
         model.lm_head.weight.normal_(0.0, 0.02)  # a plain Parameter: not covered by init_bert_params
-    aux_head = torch.nn.Linear(r.model.embed_dim, len(DESCRIPTORS)) if o.aux_descriptors else None
+    aux_head = torch.nn.Linear(r.model.embed_dim, store.arrays["desc"].shape[1]) if o.aux_descriptors else None
     params = list(model.parameters()) + (list(aux_head.parameters()) if aux_head else [])
     opt = torch.optim.AdamW(params, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
@@ -337,7 +343,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
                     v = validate()
                     vlog.write([step, *[v.get(c, "") for c in cols[1:-3]]])
                     say(f"step {step} validation: loss {v['loss']:.4f} (mlm {v['mlm']:.3f} coord {v['coord']:.3f} "
-                        f"dist {v['dist']:.3f})")
+                        f"dist {v['dist']:.3f}" + (f" aux {v['aux']:.3f}" if "aux" in v else "") + ")")
                 if step % t.checkpoint_every == 0 or step == total:
                     save_state()
             if pos_in_epoch >= len(plan):
@@ -359,9 +365,8 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         "num_params": n_params,
         "data": {**stats, "n_train_with_conformer": int(len(train_pos)), "n_val_with_conformer": int(len(val_pos)),
                  "conformer_failures": int(len(store.failed)), "mean_heavy_atoms": float(sizes.mean()),
-                 "descriptors": list(DESCRIPTORS) if aux_head is not None else [],
-                 "descriptor_mean": d_mean.tolist() if aux_head is not None else [],
-                 "descriptor_std": d_std.tolist() if aux_head is not None else []},
+                 "descriptors": desc_names if aux_head is not None else [],
+                 "descriptor_scaler": norm.to_dict() if aux_head is not None else {}},
         "steps": step,
         "epochs": round(mols_seen / max(1, len(train_pos)), 3),
         "molecules_seen": mols_seen,

@@ -25,6 +25,8 @@ import json
 import os
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +166,66 @@ def descriptor_values(mol) -> np.ndarray:
         except Exception:
             out.append(np.nan)
     return np.asarray(out, np.float32)
+
+
+def rdkit_descriptor_names() -> list[str]:
+    from uniqsar.featurize.descriptors import descriptor_names
+
+    return descriptor_names()
+
+
+def corpus_descriptors(smiles: list[str], path: Path, n_jobs: int = 1, verbose: bool = True) -> np.ndarray:
+    """Every RDKit 2D descriptor of every corpus molecule (n, n_desc) float64, NaN where undefined; cached in
+    `path` (keyed by the corpus SMILES and the descriptor list, so a different RDKit recomputes)."""
+    from uniqsar.registry import get_featurizer
+
+    names = rdkit_descriptor_names()
+    key = hashlib.sha256(("\n".join(smiles) + "|" + ",".join(names)).encode()).hexdigest()
+    if path.exists():
+        with np.load(path) as z:
+            if str(z["key"]) == key:
+                return z["X"]
+    t0 = time.time()
+    X = get_featurizer("rdkit_desc").compute(smiles, n_jobs=max(1, n_jobs)).astype(np.float64)
+    if verbose:
+        print(f"descriptors: {X.shape[1]} RDKit descriptors of {len(smiles)} molecules in {time.time() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, X=X, key=np.array(key))
+    os.replace(tmp, path)
+    return X
+
+
+@dataclass(frozen=True)
+class DescriptorScaler:
+    """Robust z-scoring of descriptor targets: clip to the training 0.5-99.5 percentiles (descriptors have
+    heavy tails), then standardize; NaN -> 0 (the mean); constant columns stay 0."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> "DescriptorScaler":
+        X = np.where(np.isfinite(X), X, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            lo, hi = np.nanpercentile(X, 0.5, axis=0), np.nanpercentile(X, 99.5, axis=0)
+            C = np.clip(X, lo, hi)
+            mean, std = np.nanmean(C, axis=0), np.nanstd(C, axis=0)
+        bad = ~np.isfinite(mean)
+        lo, hi, mean = (np.where(bad, 0.0, v) for v in (lo, hi, mean))
+        std = np.where(~np.isfinite(std) | (std < 1e-8), 1.0, std)
+        return cls(lo, hi, mean, std)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.where(np.isfinite(X), X, np.nan)
+        Z = (np.clip(X, self.lo, self.hi) - self.mean) / self.std
+        return np.nan_to_num(Z, nan=0.0).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("lo", "hi", "mean", "std")}
 
 
 def conformer_record(smiles: str, seed: int = 42, max_atoms: int = 128) -> dict:

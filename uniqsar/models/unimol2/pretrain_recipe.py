@@ -40,6 +40,7 @@ class ObjectiveSpec:
     coord_loss: float = 5.0
     dist_loss: float = 10.0
     aux_descriptors: bool = False  # regress z-scored RDKit descriptors from the CLS vector
+    aux_set: str = "basic"  # "basic": the 10 of pretrain_data.DESCRIPTORS; "rdkit": every RDKit 2D descriptor
     aux_loss: float = 1.0
 
 
@@ -119,6 +120,8 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
     for k, v in positive.items():
         if v <= 0:
             raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    if o.aux_set not in ("basic", "rdkit"):
+        raise ValueError(f"recipe {name!r}: objective.aux_set must be 'basic' or 'rdkit', got {o.aux_set!r}")
     if t.mode not in ("correct", "reference"):
         raise ValueError(f"recipe {name!r}: train.mode must be 'correct' or 'reference'")
     if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise) < 0:

@@ -1,0 +1,152 @@
+"""Linear / LightGBM probe of Uni-Mol2 embeddings on TDC ADMET train/valid splits (never the test sets).
+
+For every weights spec given, embeds the train_val molecules of each task (the `unimol2` featurizer, so
+conformers and embeddings are disk-cached), then for each split seed fits ridge (logistic regression for
+binary tasks) and LightGBM on the seed's train part and scores the official metric on its valid part.
+A pretrained checkpoint is compared with a random initialisation of the *same* architecture (`--random`).
+A Morgan-count fingerprint row gives the scale of what a plain 2D baseline reaches.
+
+    python benchmarks/pretrain/probe.py --weights small=runs/pt_small/export --random small \
+        --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_small
+
+Writes OUT.json (every score) and OUT.md (seed-1 table, the issue's criterion, plus the 5-seed means).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from uniqsar.data import tdc  # noqa: E402
+from uniqsar.data.standardize import standardize_many  # noqa: E402
+from uniqsar.featurize.cache import FeatureCache  # noqa: E402
+from uniqsar.metrics import get_metric, score  # noqa: E402
+from uniqsar.registry import get_featurizer  # noqa: E402
+
+TASKS = ["caco2_wang", "hia_hou", "pgp_broccatelli", "bioavailability_ma", "bbb_martins", "half_life_obach",
+         "vdss_lombardo", "herg", "dili"]
+
+
+def arch_of(path: str) -> dict:
+    from uniqsar.models.unimol2.weights import load_model
+
+    cfg = load_model(path).cfg
+    return {k: getattr(cfg, k) for k in ("layers", "embed_dim", "heads", "ffn_dim", "pair_dim", "pair_hidden")}
+
+
+def embed(spec: dict, smiles: list[str], pooling: str, n_jobs: int) -> np.ndarray:
+    feat = get_featurizer("unimol2", weights=spec["weights"], arch=spec.get("arch"), pooling=pooling)
+    return FeatureCache().get(feat, smiles, n_jobs=n_jobs)
+
+
+def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int) -> dict:
+    import lightgbm as lgb
+    from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    info = tdc.task_info(task)
+    ok_tr, ok_va = tr[~np.isnan(X[tr]).any(1)], va
+    Xva = np.nan_to_num(X[ok_va])
+    out = {}
+    if info.task == "binary":
+        lin = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 2, 13), max_iter=3000))
+        lin.fit(X[ok_tr], y[ok_tr])
+        out["ridge"] = score(info.metric, y[ok_va], lin.predict_proba(Xva)[:, 1])
+        gb = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=15, subsample=0.8, subsample_freq=1,
+                                colsample_bytree=0.5, random_state=seed, n_jobs=1, verbose=-1)
+        gb.fit(X[ok_tr], y[ok_tr])
+        out["lightgbm"] = score(info.metric, y[ok_va], gb.predict_proba(Xva)[:, 1])
+    else:
+        fwd = (lambda v: np.log10(v + 1)) if info.log_scale else (lambda v: v)
+        inv = (lambda v: 10 ** v - 1) if info.log_scale else (lambda v: v)
+        lin = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
+        lin.fit(X[ok_tr], fwd(y[ok_tr]))
+        out["ridge"] = score(info.metric, y[ok_va], inv(lin.predict(Xva)))
+        gb = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=15, subsample=0.8, subsample_freq=1,
+                               colsample_bytree=0.5, random_state=seed, n_jobs=1, verbose=-1)
+        gb.fit(X[ok_tr], fwd(y[ok_tr]))
+        out["lightgbm"] = score(info.metric, y[ok_va], inv(gb.predict(Xva)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", nargs="+", required=True, metavar="NAME=SPEC",
+                    help="checkpoint paths / folders (or any `weights` spec) to probe")
+    ap.add_argument("--random", nargs="*", default=[], metavar="NAME",
+                    help="also probe a random init with the architecture of these --weights entries")
+    ap.add_argument("--tasks", nargs="+", default=TASKS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1])
+    ap.add_argument("--pooling", nargs="+", default=["cls", "cls+mean"])
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "tdc_admet_group"))
+    ap.add_argument("--out", required=True, help="output path without extension")
+    a = ap.parse_args(argv)
+
+    specs = {}
+    for item in a.weights:
+        name, _, w = item.partition("=")
+        specs[name] = {"weights": w}
+    for name in a.random:
+        specs[f"random({name})"] = {"weights": "random", "arch": arch_of(specs[name]["weights"])}
+    results = {"tasks": {}, "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
+               "seeds": a.seeds, "pooling": a.pooling}
+    for task in a.tasks:
+        t0 = time.time()
+        train_val = pd.read_csv(tdc.resolve_data_dir(a.data_dir) / task / "train_val.csv")  # test.csv never read
+        canonical, _ = standardize_many(train_val["Drug"].tolist(), n_jobs=a.n_jobs)
+        smiles = [c or s for c, s in zip(canonical, train_val["Drug"])]
+        y = train_val["Y"].to_numpy(float)
+        splits = {s: tdc.train_valid_split(train_val, s) for s in a.seeds}
+        views = {"morgan_count": FeatureCache().get(get_featurizer("morgan_count"), smiles, n_jobs=a.n_jobs)}
+        for name, spec in specs.items():
+            for pooling in a.pooling:
+                views[f"{name}|{pooling}"] = embed(spec, smiles, pooling, a.n_jobs)
+        res = {view: {str(s): probe_models(task, X, y, *splits[s], seed=s) for s in a.seeds}
+               for view, X in views.items()}
+        results["tasks"][task] = {"metric": tdc.task_info(task).metric, "scores": res,
+                                  "seconds": round(time.time() - t0, 1)}
+        print(f"{task}: done in {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    Path(a.out).with_suffix(".md").write_text(report(results))
+    print(report(results))
+    return 0
+
+
+def report(results: dict) -> str:
+    """One table per (probe model, pooling): rows = tasks, columns = views, seed 1 and the seed mean."""
+    lines = ["# Uni-Mol2 embedding probe (TDC train -> valid, never test)", ""]
+    tasks = results["tasks"]
+    first = next(iter(tasks.values()))
+    views = list(first["scores"])
+    seeds = [str(s) for s in results["seeds"]]
+    for model in ("ridge", "lightgbm"):
+        for pooling in results["pooling"]:
+            cols = ["morgan_count"] + [v for v in views if v.endswith("|" + pooling)]
+            lines += [f"## {model}, pooling `{pooling}` (seed {seeds[0]}; mean over seeds {', '.join(seeds)})", "",
+                      "| task | metric | " + " | ".join(c.split("|")[0] for c in cols) + " |",
+                      "|---|---|" + "---|" * len(cols)]
+            for task, r in tasks.items():
+                cells = []
+                for c in cols:
+                    vals = [r["scores"][c][s][model] for s in seeds]
+                    cells.append(f"{vals[0]:.3f} ({np.mean(vals):.3f})" if len(vals) > 1 else f"{vals[0]:.3f}")
+                arrow = "↑" if get_metric(r["metric"]).greater_is_better else "↓"
+                lines.append(f"| {task} | {r['metric']} {arrow} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
