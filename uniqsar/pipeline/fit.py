@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ def _fingerprint(ds, recipe, options: FitOptions) -> str:
     h.update(json.dumps([recipe.to_dict(), options.seed, options.metric, options.target_transform],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+#: learner / featurizer key -> module whose `recipe_identities` records the weights in the manifest
+PRETRAINED_MODULES = {"unimol2": "uniqsar.models.unimol2.pretrained",
+                      "smiles_transformer": "uniqsar.models.smiles.pretrained"}
 
 
 def _prepare_out(out: Path, resume: bool) -> None:
@@ -116,10 +122,9 @@ def fit(data, out, options: FitOptions) -> Path:
         "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
-    if any(m.learner == "unimol2" for m in recipe.models) or any(v["key"] == "unimol2" for v in specs.values()):
-        from uniqsar.models.unimol2.pretrained import recipe_identities  # Uni-Mol2 weights identity (sha256)
-
-        manifest["unimol2_weights"] = recipe_identities(recipe, specs, options.seed)
+    for key, module in PRETRAINED_MODULES.items():  # weights identity (sha256) of every pretrained model used
+        if any(m.learner == key for m in recipe.models) or any(v["key"] == key for v in specs.values()):
+            manifest[f"{key}_weights"] = importlib.import_module(module).recipe_identities(recipe, specs, options.seed)
     write_json(out / "manifest.json", manifest)
 
     transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}

@@ -23,6 +23,9 @@ import json
 import sys
 from pathlib import Path
 
+from uniqsar.models.weights_identity import file_sha256, safe_identity
+from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
 DEFAULT_CARD = WEIGHTS_DIR / "default.json"
@@ -30,7 +33,6 @@ FORMAT = "uniqsar-smiles-transformer/1"
 RANDOM_INIT_VERSION = "1"  # bump when the random-init procedure changes
 
 _warned: set[str] = set()
-_sha_cache: dict[tuple[str, int, int], str] = {}
 _meta_cache: dict[str, dict] = {}
 
 
@@ -51,19 +53,6 @@ def default_config():
     from .model import SmilesTransformerConfig
 
     return SmilesTransformerConfig(vocab_size=len(load_vocab()))
-
-
-def file_sha256(path) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _sha_cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _sha_cache[key] = h.hexdigest()
-    return _sha_cache[key]
 
 
 def resolve_checkpoint(path) -> Path:
@@ -214,26 +203,12 @@ def save_checkpoint(model, tokenizer, path) -> Path:
 
 def manifest_entry(weights="default", seed: int = 0, arch: dict | None = None) -> dict:
     """Identity for a run manifest (never raises: a failure is recorded as such)."""
-    try:
-        return identity(weights, seed, arch)
-    except Exception as e:
-        return {"kind": "error", "weights": str(weights), "error": f"{type(e).__name__}: {e}"}
+    return safe_identity(identity, weights, seed, arch)
 
 
 def recipe_identities(recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every `smiles_transformer` featurizer alias / learner of a recipe (for the run
-    manifest; the pipeline can call this like the Uni-Mol2 one)."""
-    out = {}
-    for alias, spec in specs.items():
-        if spec["key"] == "smiles_transformer":
-            p = spec.get("params", {})
-            out[f"featurizer:{alias}"] = manifest_entry(p.get("weights", "default"), int(p.get("seed", 0)),
-                                                        p.get("arch"))
-    for m in recipe.models:
-        if m.learner == "smiles_transformer":
-            p = m.params
-            out[f"learner:{m.id}"] = manifest_entry(p.get("weights", "default"), int(seed), p.get("arch"))
-    return out
+    """Weights identity of every `smiles_transformer` featurizer alias / learner of a recipe (for the run manifest)."""
+    return _recipe_identities("smiles_transformer", identity, recipe, specs, seed)
 
 
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_CARD", "FORMAT", "default_config", "resolve_spec", "identity",

@@ -22,6 +22,9 @@ import json
 import sys
 from pathlib import Path
 
+from uniqsar.models.weights_identity import file_sha256, safe_identity
+from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
+
 from .config import RELEASED_DIRS, SIZES, UniMol2Config
 from .model import UniMol2
 
@@ -36,7 +39,6 @@ LOCAL_SIZES: dict[str, UniMol2Config] = {**SIZES, "small": DEFAULT_CONFIG}
 RANDOM_INIT_VERSION = "1"
 
 _warned: set[str] = set()
-_sha_cache: dict[tuple[str, int, int], str] = {}
 _config_cache: dict[str, dict] = {}
 
 
@@ -44,20 +46,6 @@ def _warn_once(key: str, msg: str) -> None:
     if key not in _warned:
         _warned.add(key)
         print(f"uniqsar: warning: {msg}", file=sys.stderr, flush=True)
-
-
-def file_sha256(path) -> str:
-    """sha256 of a file, cached per (resolved path, size, mtime)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _sha_cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _sha_cache[key] = h.hexdigest()
-    return _sha_cache[key]
 
 
 def _config_summary(cfg: UniMol2Config) -> dict:
@@ -162,27 +150,13 @@ def load_backbone(weights="default", seed: int = 0, arch: dict | None = None, de
 
 
 def manifest_entry(weights="default", seed: int = 0, arch: dict | None = None) -> dict:
-    """Identity for the run manifest (never raises: a failure is recorded as such)."""
-    try:
-        return identity(weights, seed, arch)
-    except Exception as e:
-        return {"kind": "error", "weights": str(weights), "error": f"{type(e).__name__}: {e}"}
+    """Identity for a run manifest (never raises: a failure is recorded as such)."""
+    return safe_identity(identity, weights, seed, arch)
 
 
 def recipe_identities(recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every Uni-Mol2 featurizer alias / learner model in a recipe (for the run manifest).
-    Learners initialise random weights with the run seed; featurizers with their own `seed` param."""
-    out = {}
-    for alias, spec in specs.items():
-        if spec["key"] == "unimol2":
-            p = spec.get("params", {})
-            out[f"featurizer:{alias}"] = manifest_entry(p.get("weights", "default"), int(p.get("seed", 0)),
-                                                        p.get("arch"))
-    for m in recipe.models:
-        if m.learner == "unimol2":
-            p = m.params
-            out[f"learner:{m.id}"] = manifest_entry(p.get("weights", "default"), int(seed), p.get("arch"))
-    return out
+    """Weights identity of every `unimol2` featurizer alias / learner of a recipe (for the run manifest)."""
+    return _recipe_identities("unimol2", identity, recipe, specs, seed)
 
 
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_CHECKPOINT", "resolve_spec", "identity", "identity_digest", "describe",
