@@ -85,3 +85,28 @@ def test_resume_refuses_other_settings(tmp_path):
     cmd[cmd.index("--seed") + 1] = "2"
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 2 and "different data" in r.stderr
+
+
+def _loud(cmd):
+    return [c for c in cmd if c != "-q"]
+
+
+def test_resume_reuses_fitted_final_models(tmp_path):
+    recipe = tmp_path / "resume.toml"
+    recipe.write_text(RECIPE.replace("n_trials = 8", "n_trials = 1"))
+    run = tmp_path / "run"
+    assert subprocess.run(_cmd(run, recipe), capture_output=True).returncode == 0
+    records = sorted(run.glob("targets/*/learners/*/final.json"))
+    assert records, "every ensemble member records its final fit"
+    model_files = sorted(p for p in records[0].parent.rglob("*") if p.is_file() and p.name != "final.json")
+    before = {p: p.stat().st_mtime_ns for p in model_files}
+    # a killed run that had already fitted its final models: --resume reuses them
+    r = subprocess.run(_loud(_cmd(run, recipe, "--resume")), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "final model reused" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in model_files} == before
+    # a record that does not match (other params) is refitted, not trusted
+    records[0].write_text(records[0].read_text().replace('"seed": 1', '"seed": 99'))
+    r = subprocess.run(_loud(_cmd(run, recipe, "--resume")), capture_output=True, text=True)
+    assert r.returncode == 0 and "final model reused" not in r.stderr
+    assert '"seed": 1' in records[0].read_text()

@@ -44,6 +44,11 @@ def _default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def to_jsonable(obj):
+    """``obj`` as it reads back from :func:`write_json` (numpy scalars -> Python, tuples -> lists, ...)."""
+    return json.loads(json.dumps(obj, default=_default, allow_nan=True))
+
+
 def package_versions() -> dict[str, str]:
     from importlib import metadata
 

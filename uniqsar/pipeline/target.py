@@ -1,6 +1,7 @@
 """Fit one target: folds -> tuned learners (OOF) -> stacked ensemble -> final models."""
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
 from uniqsar.ensemble.greedy import choose_method, fit_weights
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import safe_name, write_json
+from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
 from uniqsar.metrics import score
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
@@ -219,14 +220,28 @@ def _higher(metric: str) -> bool:
 
 
 def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarray, mdir: Path) -> None:
+    """Fit a member's final model(s) into ``mdir``. Each part is written to a temporary folder and renamed,
+    then ``final.json`` records what was fitted; a resumed run reuses a folder whose record matches."""
     model = cand["model"]
+    record = {"candidate": cand["id"], "learner": model.learner, "features": list(model.features),
+              "params": cand["params"], "seed": ctx.seed, "transform": ctx.transform, "final": ctx.recipe.final,
+              "featurizers": {a: ctx.store.specs[a] for a in model.features}}
+    if ctx.resume and (mdir / "final.json").is_file() and read_json(mdir / "final.json") == to_jsonable(record):
+        log(f"  {cand['id']}: final model reused from the interrupted run")
+        return
     cls = get_learner_class(model.learner)
     X = ctx.store.matrix(model.features, data.smiles)
     y = target_transform.forward(ctx.transform, data.y)
     parts = [(f"fold{int(f)}", folds != f) for f in np.unique(folds)] if ctx.recipe.final == "folds" and ctx.recipe.n_folds \
         else [("full", np.ones(len(y), bool))]
+    (mdir / "final.json").unlink(missing_ok=True)
     for name, train in parts:
         m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **cand["params"])
         with time_limit(ctx.final_deadline):
             m.fit(X[train], y[train])
-        m.save(mdir / name)
+        tmp = mdir / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        m.save(tmp)
+        shutil.rmtree(mdir / name, ignore_errors=True)
+        tmp.rename(mdir / name)
+    write_json(mdir / "final.json", record)
