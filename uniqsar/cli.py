@@ -123,7 +123,10 @@ def info_text(path) -> str:
         else:
             lines.append(f"  ensemble CV {r['metric']} (nested, honest): {r['cv_score_ensemble']:.4f}; "
                          f"best single learner {r['best_single']}: {r['cv_score_best_single']:.4f}")
-        sub = board[board["target"] == t][["candidate", "cv_score", "weight", "n_trials"]]
+        cols = ["candidate", "cv_score", "weight", "n_trials", "ensemble_cv_without_model"]
+        sub = board[board["target"] == t][[c for c in cols if c in board]]
+        if "ensemble_cv_without_model" in sub:  # older runs have no ablation column
+            sub = sub.rename(columns={"ensemble_cv_without_model": "ensemble_cv_without_its_model"})
         lines.append("  " + sub.to_string(index=False, float_format=lambda v: f"{v:.4f}").replace("\n", "\n  "))
     return "\n".join(lines)
 

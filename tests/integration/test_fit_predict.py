@@ -136,3 +136,25 @@ def test_multi_target(tmp_path):
     assert {"Y_pred", "Y2_pred", "Y2_prob", "error"} <= set(res.columns)
     report = json.loads((tmp_path / "multi" / "data_report.json").read_text())
     assert report["targets"]["Y"]["n_train"] < report["targets"]["Y2"]["n_train"]
+
+
+def test_leaderboard_reports_what_each_model_adds(reg_run):
+    from uniqsar.ensemble.greedy import choose_method
+    from uniqsar.metrics import score
+
+    _, _, out = reg_run
+    board = pd.read_csv(out / "leaderboard.csv")
+    ens = json.loads((out / "targets" / "Y" / "ensemble.json").read_text())
+    rows = board[board["candidate"] != "ENSEMBLE"]
+    models = {c.split("#")[0] for c in rows["candidate"]}
+    assert len(models) >= 2 and set(ens["cv_score_nested_without_model"]) == models
+    # recompute one entry from the saved out-of-fold predictions
+    oof = pd.read_csv(out / "targets" / "Y" / "oof.csv")
+    model_id = sorted(models)[0]
+    keep = [c for c in rows["candidate"] if not c.startswith(model_id + "#")]
+    _, nested, _ = choose_method(("greedy",), oof[keep].to_numpy(), oof["y"].to_numpy(),  # tiny_recipe: greedy,
+                                 oof["fold"].to_numpy(), ens["metric"], 10)                # size 10
+    expected = score(ens["metric"], oof["y"].to_numpy(), nested)
+    assert ens["cv_score_nested_without_model"][model_id] == pytest.approx(expected)
+    col = rows.loc[rows["candidate"].str.startswith(model_id + "#"), "ensemble_cv_without_model"]
+    assert np.allclose(col, expected)

@@ -163,6 +163,9 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
 
+    without = _ensemble_without_each_model(candidates, data.y, folds, ctx.metric, methods, recipe.ensemble_size)
+    for model_id, v in without.items():
+        log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({ens_cv - v:+.4f} from it)")
     weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
     members = []
     for c, w in zip(candidates, weights):
@@ -173,10 +176,12 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         members.append({"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
                         "params": c["params"], "weight": float(w), "cv_score": c["cv"],
                         "path": str(mdir.relative_to(ctx.run_dir))})
-    for r, w in zip(rows, weights):
+    for r, c, w in zip(rows, candidates, weights):
         r["weight"] = float(w)
+        r["ensemble_cv_without_model"] = without.get(c["model"].id, np.nan)
     ens_row = {"target": data.name, "candidate": "ENSEMBLE", "learner": method, "features": "",
-               "trial": -1, "rank_in_study": 0, "cv_score": ens_cv, "n_trials": 0, "weight": 1.0}
+               "trial": -1, "rank_in_study": 0, "cv_score": ens_cv, "n_trials": 0, "weight": 1.0,
+               "ensemble_cv_without_model": np.nan}
     oof = pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": folds})
     for c in candidates:
         oof[c["id"]] = c["oof"]
@@ -188,9 +193,25 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                 "final": recipe.final, "transform": ctx.transform, "members": members, "cv_score_nested": ens_cv,
                 "cv_score_in_sample": score(ctx.metric, data.y, P @ weights),
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
+                "cv_score_nested_without_model": without,
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _ensemble_without_each_model(candidates: list, y: np.ndarray, folds: np.ndarray, metric: str, methods,
+                                 size: int) -> dict[str, float]:
+    """Nested-CV score of the ensemble rebuilt (method chosen again) without each model's candidates: what
+    every model (learner x feature view) adds to the stack, from out-of-fold predictions only."""
+    ids = list(dict.fromkeys(c["model"].id for c in candidates))
+    out = {}
+    if len(ids) < 2:
+        return out
+    for model_id in ids:
+        keep = [c["oof"] for c in candidates if c["model"].id != model_id]
+        _, nested, _ = choose_method(methods, np.column_stack(keep), y, folds, metric, size)
+        out[model_id] = score(metric, y, nested)
+    return out
 
 
 def _fit_within_budget(ctx: TargetContext, candidates: list, weights: np.ndarray, n_folds: int) -> np.ndarray:
