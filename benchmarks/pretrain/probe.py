@@ -80,7 +80,7 @@ def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", nargs="+", required=True, metavar="NAME=SPEC",
+    ap.add_argument("--weights", nargs="+", default=[], metavar="NAME=SPEC",
                     help="checkpoint paths / folders (or any `weights` spec) to probe")
     ap.add_argument("--random", nargs="*", default=[], metavar="NAME",
                     help="also probe a random init with the architecture of these --weights entries")
@@ -90,8 +90,13 @@ def main(argv=None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "tdc_admet_group"))
     ap.add_argument("--out", required=True, help="output path without extension")
+    ap.add_argument("--report-only", action="store_true", help="rewrite OUT.md from an existing OUT.json")
     a = ap.parse_args(argv)
 
+    if a.report_only:
+        results = json.loads(Path(a.out).with_suffix(".json").read_text())
+        Path(a.out).with_suffix(".md").write_text(report(results))
+        return 0
     specs = {}
     for item in a.weights:
         name, _, w = item.partition("=")
@@ -145,7 +150,37 @@ def report(results: dict) -> str:
                 arrow = "↑" if get_metric(r["metric"]).greater_is_better else "↓"
                 lines.append(f"| {task} | {r['metric']} {arrow} | " + " | ".join(cells) + " |")
             lines.append("")
+    lines += criterion(results)
     return "\n".join(lines)
+
+
+def criterion(results: dict) -> list[str]:
+    """The issue's bar: pretrained beats the same architecture with random weights on every task (seed 1),
+    per probe model and pooling; also counted on the mean over seeds."""
+    tasks = results["tasks"]
+    seeds = [str(s) for s in results["seeds"]]
+    specs = list(results["specs"])
+    randoms = [x for x in specs if x.startswith("random(")]
+    lines = ["## Pretrained vs random weights of the same architecture", "",
+             "| weights | vs | probe | pooling | wins, seed 1 | wins, seed mean | seed-1 losses (difference) |",
+             "|---|---|---|---|---|---|---|"]
+    for spec in (x for x in specs if x not in randoms):
+        for rnd in randoms:
+            for model in ("ridge", "lightgbm"):
+                for pooling in results["pooling"]:
+                    w1 = wm = 0
+                    losses = []
+                    for task, r in tasks.items():
+                        sign = 1 if get_metric(r["metric"]).greater_is_better else -1
+                        a, b = r["scores"][f"{spec}|{pooling}"], r["scores"][f"{rnd}|{pooling}"]
+                        d1 = sign * (a[seeds[0]][model] - b[seeds[0]][model])
+                        dm = sign * (np.mean([a[s][model] for s in seeds]) - np.mean([b[s][model] for s in seeds]))
+                        w1, wm = w1 + (d1 > 0), wm + (dm > 0)
+                        if d1 <= 0:
+                            losses.append(f"{task} ({d1:+.3f})")
+                    lines.append(f"| {spec} | {rnd} | {model} | {pooling} | {w1}/{len(tasks)} | {wm}/{len(tasks)} | "
+                                 f"{', '.join(losses) or '-'} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def test_default_is_random_and_says_so(capsys):
     if pretrained.DEFAULT_CHECKPOINT.is_file():
         pytest.skip("a pretrained default checkpoint ships now")
     ident = pretrained.identity("default", seed=3)
-    assert ident["kind"] == "random" and ident["seed"] == 3 and ident["config"]["layers"] == 4
+    assert ident["kind"] == "random" and ident["seed"] == 3
+    assert ident["config"]["layers"] == pretrained.DEFAULT_CONFIG.layers
     assert "RANDOM" in capsys.readouterr().err
     pretrained.identity("default", seed=3)
     assert capsys.readouterr().err == ""  # one warning per process
@@ -85,25 +86,25 @@ def test_conformer_cache_matches_direct_features_and_hits(tmp_path):
 
 
 def test_featurizer_conformance(tmp_path):
-    f = get_featurizer("unimol2", arch=TINY, pooling="cls+mean")
+    f = get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean")
     X = f.compute(SMILES)
     assert X.dtype == np.float32 and X.shape == (len(SMILES), 64) and f.dim() == 64
     assert np.isnan(X[2]).all() and not np.isnan(np.delete(X, 2, axis=0)).any()
-    np.testing.assert_array_equal(X, get_featurizer("unimol2", arch=TINY, pooling="cls+mean").compute(SMILES))
+    np.testing.assert_array_equal(X, get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean").compute(SMILES))
     cache = FeatureCache(tmp_path)
     Y = cache.get(f, SMILES)
     assert cache.last_misses == len(SMILES)
-    Z = cache.get(get_featurizer("unimol2", arch=TINY, pooling="cls+mean"), SMILES)
+    Z = cache.get(get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean"), SMILES)
     assert cache.last_hits == len(SMILES) and cache.last_misses == 0
     np.testing.assert_array_equal(Y, Z)
     np.testing.assert_array_equal(X, Z)
 
 
 def test_cache_id_follows_the_weights(tmp_path):
-    base = get_featurizer("unimol2", arch=TINY).cache_id
-    assert get_featurizer("unimol2", arch=TINY, batch_size=4).cache_id == base  # output-neutral
-    assert get_featurizer("unimol2", arch=TINY, seed=1).cache_id != base
-    assert get_featurizer("unimol2", arch={**TINY, "layers": 3}).cache_id != base
+    base = get_featurizer("unimol2", weights="random", arch=TINY).cache_id
+    assert get_featurizer("unimol2", weights="random", arch=TINY, batch_size=4).cache_id == base  # output-neutral
+    assert get_featurizer("unimol2", weights="random", arch=TINY, seed=1).cache_id != base
+    assert get_featurizer("unimol2", weights="random", arch={**TINY, "layers": 3}).cache_id != base
     path = tmp_path / "w.pt"
     save_checkpoint(random_unimol2("tiny", seed=0), path)
     a = get_featurizer("unimol2", weights=str(path)).cache_id
@@ -115,7 +116,7 @@ def test_cache_id_follows_the_weights(tmp_path):
 
 
 def _tiny_learner(task="regression", **kw):
-    params = dict(arch=TINY, epochs=10, lr=3e-3, head_lr_mult=3.0, batch_size=8, dropout=0.0, n_conformers=2,
+    params = dict(weights="random", arch=TINY, epochs=10, lr=3e-3, head_lr_mult=3.0, batch_size=8, dropout=0.0, n_conformers=2,
                   min_valid=1000)
     params.update(kw)
     return get_learner_class("unimol2")(task, seed=0, n_threads=1, **params)
@@ -170,7 +171,7 @@ def test_search_space_and_freezing():
     trial = study.ask()
     params = cls.search_space(trial, "regression")
     assert 1e-5 <= params["lr"] <= 1e-3 and set(cls.defaults) == set(params)
-    m = cls("regression", seed=0, **{**params, "freeze_layers": 1, "arch": TINY})
+    m = cls("regression", seed=0, **{**params, "freeze_layers": 1, "weights": "random", "arch": TINY})
     net = m._build()
     frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
     assert "backbone.encoder.layers.0.ffn.linear_1.weight" in frozen and "backbone.embed_tokens.weight" in frozen
@@ -203,9 +204,28 @@ def test_recipe_identities_for_the_manifest():
     from uniqsar.config import recipe_from_dict
 
     recipe = recipe_from_dict({
-        "featurizers": {"um": {"key": "unimol2", "arch": TINY, "seed": 2}},
-        "models": [{"learner": "lightgbm", "features": ["um"]}, {"learner": "unimol2", "params": {"arch": TINY}}],
+        "featurizers": {"um": {"key": "unimol2", "weights": "random", "arch": TINY, "seed": 2}},
+        "models": [{"learner": "lightgbm", "features": ["um"]}, {"learner": "unimol2", "params": {"weights": "random", "arch": TINY}}],
     })
     specs = {"um": {"key": "unimol2", "params": recipe.featurizer("um").params}}
     ids = pretrained.recipe_identities(recipe, specs, seed=7)
     assert ids["featurizer:um"]["seed"] == 2 and ids["learner:unimol2__smiles"]["seed"] == 7
+
+
+def test_shipped_default_checkpoint():
+    """The package ships pretrained default weights (<= 25 MB) with a model card that matches them."""
+    if not pretrained.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("trimmed install without the default checkpoint")
+    assert pretrained.DEFAULT_CHECKPOINT.stat().st_size <= 25e6
+    card = json.loads(pretrained.DEFAULT_CARD.read_text())
+    ident = pretrained.identity("default")
+    assert ident["kind"] == "file" and ident["sha256"] == card["sha256"]
+    cfg = pretrained.DEFAULT_CONFIG
+    assert all(ident["config"][k] == getattr(cfg, k) for k in ("layers", "embed_dim", "heads", "pair_dim"))
+    assert card["data"]["excluded"] > 0  # TDC ADMET test molecules were kept out of pretraining
+    assert card["steps"] > 0 and card["final_val_losses"]["loss"] < 4.0
+    with pytest.raises(ValueError, match="random"):
+        pretrained.resolve_spec("default", arch=TINY)
+    pre = get_featurizer("unimol2", weights="default").compute(["CCO", "c1ccccc1O"])
+    rnd = get_featurizer("unimol2", weights="random").compute(["CCO", "c1ccccc1O"])
+    assert np.isfinite(pre).all() and pre.shape == rnd.shape and not np.allclose(pre, rnd)

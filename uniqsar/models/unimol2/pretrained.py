@@ -1,9 +1,10 @@
 """Which Uni-Mol2 weights a featurizer / learner uses, and a stable identity for them.
 
 `weights` vocabulary (recipes, CLI `--weights`, learner / featurizer params):
-  "default"        the shipped checkpoint `uniqsar/models/unimol2/weights/default.pt` (model card
-                   `default.json` beside it) once it exists; until then a seeded RANDOM init of the small
-                   CPU config `DEFAULT_CONFIG` - said once on stderr and in `identity()["kind"] == "random"`.
+  "default"        the shipped checkpoint `uniqsar/models/unimol2/weights/default.pt` (pretrained on MOSES
+                   molecules; model card `default.json` beside it, training and probe results in
+                   docs/unimol2_default_weights.md). Should the file be missing (a trimmed install), a seeded
+                   RANDOM init of `DEFAULT_CONFIG` - said once on stderr and in `identity()["kind"]`.
   "random"         seeded random init (Uni-Core init_bert_params) of `DEFAULT_CONFIG`;
   "random:<size>"  seeded random init of a named size ("small", "tiny", "84m", ...);
   "<size>"         a released size name ("84m", "164m", ...): the official checkpoint (see weights.py);
@@ -32,8 +33,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
 DEFAULT_CARD = WEIGHTS_DIR / "default.json"
 
-# Small CPU config: 4 blocks, D = 128 (8 heads of 16), P = 64, h = 16 -> 0.77 M parameters (~3 MB fp32).
-DEFAULT_CONFIG = UniMol2Config(layers=4, embed_dim=128, heads=8, ffn_dim=128, pair_dim=64, pair_hidden=16)
+# The shipped default's architecture (recipe pretrain_unimol2_small): 8 blocks, D = 256 (16 heads of 16),
+# FFN 256, P = 64, h = 16 -> 4.07 M parameters (15.6 MB fp32). "random" is this architecture, untrained.
+DEFAULT_CONFIG = UniMol2Config(layers=8, embed_dim=256, heads=16, ffn_dim=256, pair_dim=64, pair_hidden=16)
 LOCAL_SIZES: dict[str, UniMol2Config] = {**SIZES, "small": DEFAULT_CONFIG}
 # bump when the random-init procedure changes (identity of random weights)
 RANDOM_INIT_VERSION = "1"
@@ -60,6 +62,9 @@ def resolve_spec(weights="default", arch: dict | None = None) -> dict:
     low = w.lower()
     if low == "default":
         if DEFAULT_CHECKPOINT.is_file():
+            if arch:
+                raise ValueError("arch overrides apply to random initialisations (weights='random'), not to the "
+                                 "shipped default checkpoint")
             return {"kind": "file", "path": DEFAULT_CHECKPOINT, "name": "default"}
         _warn_once("default", "Uni-Mol2 weights 'default' = RANDOM initialisation of the small config "
                               "(no pretrained default checkpoint ships yet); embeddings carry no pretrained knowledge")
