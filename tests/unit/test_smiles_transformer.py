@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -193,6 +194,16 @@ def test_pretrain_resume_is_exact(tmp_path, corpus, tiny_checkpoint, monkeypatch
         assert [a[col[k]] for k in ("step", "loss", "acc", "lr", "tokens")] == \
                [b[col[k]] for k in ("step", "loss", "acc", "lr", "tokens")]
     assert pretrained.file_sha256(out / "checkpoint.pt") == pretrained.file_sha256(tiny_checkpoint)
+
+
+def test_resume_with_a_new_step_budget_warns(tmp_path, corpus, tiny_checkpoint):
+    """Continuing a finished run for more steps recomputes the LR schedule: the user is told."""
+    out = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent, out)
+    with pytest.warns(UserWarning, match="planned for 12 steps, this run for 14"):
+        pt.pretrain(_tiny(max_steps=14), corpus, out, resume=True, verbose=False)
+    rows = list(csv.reader(open(out / "losses.csv")))
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, 15))
 
 
 def test_pretrain_exclusion_and_cli(tmp_path, corpus, monkeypatch):

@@ -201,9 +201,12 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
     objective = _objective_factory(spec, X, y, folds, worker)
     durations: list[float] = [t.user_attrs.get("seconds", 0.0) for t in done if "seconds" in t.user_attrs]
 
-    def stop_on_deadline(study, trial):
+    def after_trial(study, trial):
         if trial.state == TrialState.COMPLETE and "seconds" in trial.user_attrs:
             durations.append(trial.user_attrs["seconds"])
+            _log_trial(spec, study, trial)
+        elif trial.state == TrialState.PRUNED:
+            log(f"  {spec.name}: trial {trial.number} pruned")  # counts towards n_trials
         if spec.deadline is not None:
             expected = float(np.median(durations)) if durations else 0.0
             if time.time() + expected > spec.deadline:
@@ -213,8 +216,21 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
         return
     study.optimize(objective, n_trials=spec.n_trials,
                    callbacks=[MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                              stop_on_deadline],
+                              after_trial],
                    catch=(ValueError, ArithmeticError, RuntimeError))
+
+
+def _log_trial(spec: StudySpec, study, trial) -> None:
+    """One progress line per finished trial, so long studies are never silent."""
+    try:
+        best = f"{study.best_value:.4f}"
+    except ValueError:  # no complete trial yet (another worker's trial may have finished first)
+        best = "-"
+    from optuna.trial import TrialState
+
+    n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    log(f"  {spec.name}: trial {trial.number} {spec.metric} {trial.value:.4f} (best {best}) "
+        f"in {trial.user_attrs['seconds']:.1f} s [{n_done}/{spec.n_trials}]")
 
 
 def finished_trials(spec: StudySpec, storage, top: int):

@@ -34,8 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
-from uniqsar.models.unimol2.pretrain import CsvLog, atomic_save, lr_lambda, plot_losses, sha256_file
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, check_resumed_schedule, fmt_time, lr_lambda, \
+    plot_losses, read_corpus_dir, rng_from_tensor, rng_tensor, write_corpus
 from uniqsar.models.unimol2.pretrain_data import epoch_batches, read_corpus
+from uniqsar.models.weights_identity import file_sha256
 
 from .model import SmilesMLM, num_params
 from .pretrain_recipe import ObjectiveSpec, SmilesPretrainRecipe, load_smiles_recipe
@@ -99,37 +101,6 @@ def mlm_loss(model: SmilesMLM, batch: dict) -> tuple[torch.Tensor, torch.Tensor,
 # ----------------------------------------------------------------------------------------- state
 
 
-def _rng_tensor(rng: np.random.Generator) -> torch.Tensor:
-    return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
-
-
-def _rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(bytes(t.tolist()).decode())
-    return rng
-
-
-def _write_corpus(out: Path, smiles, is_val, stats) -> None:
-    import pandas as pd
-
-    tmp = out / "corpus.csv.tmp"
-    pd.DataFrame({"smiles": smiles, "split": np.where(is_val, "val", "train")}).to_csv(tmp, index=False)
-    tmp.replace(out / "corpus.csv")
-    (out / "corpus.json").write_text(json.dumps(stats, indent=1))
-
-
-def _read_corpus_dir(out: Path):
-    import pandas as pd
-
-    df = pd.read_csv(out / "corpus.csv", dtype=str, keep_default_na=False)
-    return df["smiles"].tolist(), (df["split"] == "val").to_numpy(), json.loads((out / "corpus.json").read_text())
-
-
-def _fmt_time(s: float) -> str:
-    s = int(max(s, 0))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 # ----------------------------------------------------------------------------------------- training
 
 
@@ -161,7 +132,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
     out.mkdir(parents=True, exist_ok=True)
     # -- data
     if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
-        smiles, is_val, stats = _read_corpus_dir(out)
+        smiles, is_val, stats = read_corpus_dir(out)
         if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
             raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
                              f"use a new --out for different ones")
@@ -170,7 +141,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
                                             subsample=d.subsample or None, seed=t.seed, exclude=exclude,
                                             val_fraction=d.val_fraction, verbose=verbose)
-        _write_corpus(out, smiles, is_val, stats)
+        write_corpus(out, smiles, is_val, stats)
     tok = SmilesTokenizer()
     lengths = np.array([len(tok.tokenize(s)) + 2 for s in smiles], np.int64)  # canonical, <cls>/<sep> included
     too_long = lengths > cfg.max_len
@@ -203,10 +174,11 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng_torch"])
-        rng = _rng_from_tensor(st["rng_numpy"])
+        rng = rng_from_tensor(st["rng_numpy"])
         step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
         mols_seen, tokens_seen, elapsed0 = int(st["mols_seen"]), int(st["tokens_seen"]), float(st["elapsed"])
         say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
+        check_resumed_schedule(st.get("max_steps"), total)
     elif resume:
         say("--resume: no checkpoint yet, starting from step 0")
     n_params = num_params(model)
@@ -240,7 +212,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
 
     def save_state():
         st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "rng_torch": torch.get_rng_state(), "rng_numpy": _rng_tensor(rng), "step": step, "epoch": epoch,
+              "rng_torch": torch.get_rng_state(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
               "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "tokens_seen": tokens_seen,
               "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
         atomic_save(st, ckpt_path)
@@ -279,7 +251,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
                 if step % t.log_every == 0 or step == total:
                     dt = max(time.time() - win_t, 1e-9)
                     last = {"loss": win_loss / win_n, "acc": win_acc / win_n}
-                    eta = _fmt_time((total - step) * dt / win_n)
+                    eta = fmt_time((total - step) * dt / win_n)
                     say(f"step {step}/{total} | loss {last['loss']:.4f} acc {last['acc']:.3f} | lr {lr:.2e} | "
                         f"{win_m / dt:.1f} mol/s {win_n / dt:.2f} steps/s | ETA {eta}")
                     win_loss, win_acc, win_t, win_m, win_n = 0.0, 0.0, time.time(), 0, 0
@@ -323,7 +295,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         "final_train_losses": last,
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
-        "sha256": sha256_file(out / "checkpoint.pt"),
+        "sha256": file_sha256(out / "checkpoint.pt"),
         "versions": {"torch": torch.__version__, "numpy": np.__version__},
         "install_as_default": "mkdir -p uniqsar/models/smiles/weights && cp checkpoint.pt "
                               "uniqsar/models/smiles/weights/default.pt && cp model_card.json "

@@ -1,11 +1,10 @@
 """SMILES-transformer pretraining recipes (TOML, uniqsar/recipes/pretrain_smiles_*.toml) as frozen dataclasses.
 
 A recipe is recognised by ``[model] kind = "smiles_transformer"`` (see ``uniqsar.models.pretraining``).
-Parsed with tomllib and validated field by field, never executed.
+Parsed as TOML and validated field by field, never executed.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 

@@ -18,11 +18,8 @@ and the corruption RNG and torch RNG are checkpointed, so a resumed run continue
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import replace
@@ -31,6 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, check_resumed_schedule, fmt_time, lr_lambda, \
+    plot_losses, read_corpus_dir, rng_from_tensor, rng_tensor, write_corpus
+from uniqsar.models.weights_identity import file_sha256
 
 from .model import UniMol2
 from .pretrain_data import DESCRIPTORS, ConformerStore, DescriptorScaler, collate_pretrain, corpus_descriptors, \
@@ -73,113 +74,6 @@ def pretrain_losses(model: UniMol2, batch: dict, obj: ObjectiveSpec, aux_head=No
     return res
 
 
-def lr_lambda(total: int, warmup: int, power: float, lr: float, end_lr: float):
-    def f(step: int) -> float:  # multiplier of the base lr at optimizer step `step` (0-based)
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        frac = min(1.0, (step - warmup) / max(1, total - warmup))
-        return (end_lr + (lr - end_lr) * (1.0 - frac) ** power) / lr
-
-    return f
-
-
-# ----------------------------------------------------------------------------------------- state
-
-
-def _rng_tensor(rng: np.random.Generator) -> torch.Tensor:
-    return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
-
-
-def _rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(bytes(t.tolist()).decode())
-    return rng
-
-
-def atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_corpus(out: Path, smiles, is_val, stats) -> None:
-    tmp = out / "corpus.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["smiles", "split"])
-        w.writerows([s, "val" if v else "train"] for s, v in zip(smiles, is_val))
-    os.replace(tmp, out / "corpus.csv")
-    (out / "corpus.json").write_text(json.dumps(stats, indent=1))
-
-
-def _read_corpus_dir(out: Path):
-    with open(out / "corpus.csv", newline="") as fh:
-        rows = list(csv.reader(fh))[1:]
-    return [r[0] for r in rows], np.array([r[1] == "val" for r in rows]), json.loads((out / "corpus.json").read_text())
-
-
-class CsvLog:
-    """Append-only CSV; on resume rows after `keep_upto` (written after the last checkpoint) are dropped."""
-
-    def __init__(self, path: Path, header: list[str], keep_upto: int | None):
-        self.path = path
-        rows = []
-        if keep_upto is not None and path.exists():
-            with open(path, newline="") as fh:
-                rows = [r for r in list(csv.reader(fh))[1:] if r and int(r[0]) <= keep_upto]
-        with open(path, "w", newline="") as fh:
-            csv.writer(fh).writerows([header, *rows])
-        self.fh = open(path, "a", newline="")
-        self.w = csv.writer(self.fh)
-
-    def write(self, row) -> None:
-        self.w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-        self.fh.flush()
-
-
-def _fmt_time(s: float) -> str:
-    s = int(max(s, 0))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def plot_losses(out: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import pandas as pd
-    except ImportError:
-        print("losses.png skipped: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
-        return None
-    tr = pd.read_csv(out / "losses.csv")
-    va = pd.read_csv(out / "val_losses.csv") if (out / "val_losses.csv").exists() else None
-    terms = [t for t in ("loss", "mlm", "coord", "dist", "aux") if t in tr.columns and tr[t].notna().any()]
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
-    win = max(1, len(tr) // 50)
-    for ax, t in zip(axes[0], terms):
-        ax.plot(tr["step"], tr[t].rolling(win, min_periods=1).mean(), label="train")
-        if va is not None and len(va) and t in va.columns:
-            ax.plot(va["step"], va[t], "o-", label="val")
-        ax.set_title(t)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-    axes[0][0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=80)
-    plt.close(fig)
-    return out / "losses.png"
-
-
 # ----------------------------------------------------------------------------------------- training
 
 
@@ -204,7 +98,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
 
     # -- data
     if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
-        smiles, is_val, stats = _read_corpus_dir(out)
+        smiles, is_val, stats = read_corpus_dir(out)
         if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
             raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
                              f"use a new --out for different ones")
@@ -213,7 +107,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
                                             subsample=d.subsample or None, seed=t.seed, exclude=exclude,
                                             val_fraction=d.val_fraction, verbose=verbose)
-        _write_corpus(out, smiles, is_val, stats)
+        write_corpus(out, smiles, is_val, stats)
     shards = prepare_conformers(smiles, out / "conformers", shard_size=d.shard_size, seed=d.conformer_seed,
                                 max_atoms=r.model.max_atoms, n_jobs=n_jobs, verbose=verbose)
     store = ConformerStore(shards)
@@ -253,10 +147,11 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng_torch"])
-        rng = _rng_from_tensor(st["rng_numpy"])
+        rng = rng_from_tensor(st["rng_numpy"])
         step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
         mols_seen, atoms_seen, elapsed0 = int(st["mols_seen"]), int(st["atoms_seen"]), float(st["elapsed"])
         say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
+        check_resumed_schedule(st.get("max_steps"), total)
     elif resume:
         say("--resume: no checkpoint yet, starting from step 0")
     n_params = model.num_params()
@@ -293,7 +188,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
 
     def save_state():
         st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "rng_torch": torch.get_rng_state(), "rng_numpy": _rng_tensor(rng), "step": step, "epoch": epoch,
+              "rng_torch": torch.get_rng_state(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
               "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "atoms_seen": atoms_seen,
               "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
         if aux_head is not None:
@@ -337,7 +232,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
                     last = {k: v / n_win for k, v in win.items()}
                     say(f"step {step}/{total} | loss {last['loss']:.4f} (mlm {last['mlm']:.3f} coord "
                         f"{last['coord']:.3f} dist {last['dist']:.3f}" + (f" aux {last['aux']:.3f}" if "aux" in last
-                        else "") + f") | lr {lr:.2e} | {rate:.1f} mol/s | ETA {_fmt_time(eta)}")
+                        else "") + f") | lr {lr:.2e} | {rate:.1f} mol/s | ETA {fmt_time(eta)}")
                     win, win_t, win_m, win_n = {}, time.time(), 0, 0
                 if val_batches and (step % t.val_every == 0 or step == total):
                     v = validate()
@@ -375,7 +270,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         "final_train_losses": last,
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
-        "sha256": sha256_file(out / "checkpoint.pt"),
+        "sha256": file_sha256(out / "checkpoint.pt"),
         "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }
     (out / "model_card.json").write_text(json.dumps(card, indent=1))

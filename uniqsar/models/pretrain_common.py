@@ -1,0 +1,123 @@
+"""Run-folder plumbing shared by the pretraining loops (Uni-Mol2 and SMILES transformer):
+LR schedule, RNG state as tensors (so checkpoints load with ``weights_only=True``), atomic
+checkpoint writes, the corpus split files, append-only loss CSVs, the loss plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def lr_lambda(total: int, warmup: int, power: float, lr: float, end_lr: float):
+    """Linear warmup, then polynomial decay (power 1 = linear) from ``lr`` to ``end_lr`` at ``total``."""
+    def f(step: int) -> float:  # multiplier of the base lr at optimizer step `step` (0-based)
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        frac = min(1.0, (step - warmup) / max(1, total - warmup))
+        return (end_lr + (lr - end_lr) * (1.0 - frac) ** power) / lr
+
+    return f
+
+
+def check_resumed_schedule(saved_total: int | None, total: int) -> None:
+    """A resumed run whose step budget changed follows a recomputed schedule (LambdaLR only keeps the
+    step): warn, since the learning rate jumps (a warm restart when the budget grows)."""
+    if saved_total is not None and int(saved_total) != total:
+        warnings.warn(f"the checkpoint was planned for {int(saved_total)} steps, this run for {total}: the "
+                      f"learning-rate schedule is recomputed for {total} steps (the rate jumps at the resume "
+                      f"point)", stacklevel=2)
+
+
+def rng_tensor(rng: np.random.Generator) -> torch.Tensor:
+    return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
+
+
+def rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(bytes(t.tolist()).decode())
+    return rng
+
+
+def atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_corpus(out: Path, smiles, is_val, stats) -> None:
+    tmp = out / "corpus.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["smiles", "split"])
+        w.writerows([s, "val" if v else "train"] for s, v in zip(smiles, is_val))
+    os.replace(tmp, out / "corpus.csv")
+    (out / "corpus.json").write_text(json.dumps(stats, indent=1))
+
+
+def read_corpus_dir(out: Path):
+    with open(out / "corpus.csv", newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    return [r[0] for r in rows], np.array([r[1] == "val" for r in rows]), json.loads((out / "corpus.json").read_text())
+
+
+class CsvLog:
+    """Append-only CSV; on resume rows after `keep_upto` (written after the last checkpoint) are dropped."""
+
+    def __init__(self, path: Path, header: list[str], keep_upto: int | None):
+        self.path = path
+        rows = []
+        if keep_upto is not None and path.exists():
+            with open(path, newline="") as fh:
+                rows = [r for r in list(csv.reader(fh))[1:] if r and int(r[0]) <= keep_upto]
+        with open(path, "w", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+        self.fh = open(path, "a", newline="")
+        self.w = csv.writer(self.fh)
+
+    def write(self, row) -> None:
+        self.w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        self.fh.flush()
+
+
+def fmt_time(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def plot_losses(out: Path, terms=("loss", "mlm", "coord", "dist", "aux", "acc")) -> Path | None:
+    """losses.png: one panel per loss column present in losses.csv (train, smoothed) and val_losses.csv."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import pandas as pd
+    except ImportError:
+        print("losses.png skipped: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        return None
+    tr = pd.read_csv(out / "losses.csv")
+    va = pd.read_csv(out / "val_losses.csv") if (out / "val_losses.csv").exists() else None
+    terms = [t for t in terms if t in tr.columns and tr[t].notna().any()]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
+    win = max(1, len(tr) // 50)
+    for ax, t in zip(axes[0], terms):
+        ax.plot(tr["step"], tr[t].rolling(win, min_periods=1).mean(), label="train")
+        if va is not None and len(va) and t in va.columns:
+            ax.plot(va["step"], va[t], "o-", label="val")
+        ax.set_title(t)
+        ax.set_xlabel("step")
+        if t != "acc":
+            ax.set_yscale("log")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=80)
+    plt.close(fig)
+    return out / "losses.png"
