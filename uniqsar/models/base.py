@@ -26,14 +26,27 @@ class Learner:
     key: ClassVar[str] = ""
     input: ClassVar[str] = "features"
     tasks: ClassVar[tuple[str, ...]] = TASKS
+    defaults: ClassVar[dict[str, Any]] = {}  # tuned parameters (the search space's keys) and their defaults
+    fixed_defaults: ClassVar[dict[str, Any]] = {}  # parameters that are not tuned, and their defaults
+    strict_params: ClassVar[bool] = False  # True: any parameter outside the two dicts above is an error
 
     def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
         if task not in self.tasks:
             raise ValueError(f"learner {self.key!r} does not support task {task!r}")
+        if self.strict_params:
+            unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
+            if unknown:
+                raise ValueError(f"learner {self.key!r} got unknown parameter(s) {sorted(unknown)}")
         self.task = task
         self.seed = int(seed)
         self.n_threads = int(n_threads)
         self.params = params
+
+    def _param(self, name: str):
+        """A parameter's value: as passed, else its default (tuned or fixed)."""
+        if name in self.params:
+            return self.params[name]
+        return self.defaults[name] if name in self.defaults else self.fixed_defaults[name]
 
     @staticmethod
     def search_space(trial, task: str) -> dict[str, Any]:

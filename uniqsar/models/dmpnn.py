@@ -339,18 +339,10 @@ class DMPNN(Learner):
         smiles = np.asarray(X, dtype=object)
         graphs = smiles_to_graphs(smiles)
         rows = np.flatnonzero([g is not None for g in graphs])
-        out = np.full(len(smiles), np.nan)
-        if len(rows) == 0:
-            return out
-        old = torch.get_num_threads()
-        torch.set_num_threads(max(1, self.n_threads))
-        try:
-            raw = self._trainer().predict_raw(self.model_, self._items(smiles, graphs, rows),
-                                              [graphs[i].n_atoms for i in rows])
-        finally:
-            torch.set_num_threads(old)
-        out[rows] = raw * self.y_std_ + self.y_mean_
-        return out
+        items = self._items(smiles, graphs, rows) if len(rows) else []
+        raw = self._trainer().predict_rows(self.model_, len(smiles), rows, items, [graphs[i].n_atoms for i in rows],
+                                           self.n_threads)
+        return raw * self.y_std_ + self.y_mean_
 
     def predict(self, X) -> np.ndarray:
         raw = self.predict_raw(X)

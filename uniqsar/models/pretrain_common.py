@@ -1,4 +1,4 @@
-"""Run-folder plumbing shared by the pretraining loops (Uni-Mol2 and SMILES transformer):
+"""Recipe validation and run-folder plumbing shared by the pretraining loops (Uni-Mol2 and SMILES transformer):
 LR schedule, RNG state as tensors (so checkpoints load with ``weights_only=True``), atomic
 checkpoint writes, the corpus split files, append-only loss CSVs, the loss plot."""
 
@@ -9,10 +9,35 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def typed_section(cls, d: dict, where: str) -> dict:
+    """Validate one TOML table against dataclass ``cls``: known keys only, each of its default's type
+    (an int is accepted for a float field and converted); errors name ``where`` and the key."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    out = {}
+    for k, v in d.items():
+        default = getattr(cls(), k)
+        if isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        elif isinstance(default, int):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        else:
+            ok = isinstance(v, str)
+        if not ok:
+            raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
+        out[k] = float(v) if isinstance(default, float) else v
+    return out
 
 
 def lr_lambda(total: int, warmup: int, power: float, lr: float, end_lr: float):
@@ -35,6 +60,24 @@ def check_resumed_schedule(saved_total: int | None, total: int) -> None:
                       f"point)", stacklevel=2)
 
 
+def restore_checkpoint(ckpt_path: Path, recipe: dict, modules: dict, opt, sched, total: int):
+    """Load a training checkpoint (``weights_only``) into ``modules`` ({checkpoint key: nn.Module}), the
+    optimizer, the scheduler and the torch RNG. A checkpoint of a different [model] is refused; a changed
+    step budget is warned about. Returns (checkpoint dict with the counters, corpus RNG)."""
+    st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    saved_model, model = json.loads(st["recipe"])["model"], json.loads(json.dumps(recipe["model"]))
+    if saved_model != model:
+        raise ValueError(f"{ckpt_path.parent.parent}: the checkpoint was trained with model {saved_model}, the "
+                         f"recipe now says {model}; use a new --out")
+    for key, module in modules.items():
+        module.load_state_dict(st[key])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["rng_torch"])
+    check_resumed_schedule(st.get("max_steps"), total)
+    return st, rng_from_tensor(st["rng_numpy"])
+
+
 def rng_tensor(rng: np.random.Generator) -> torch.Tensor:
     return torch.tensor(list(json.dumps(rng.bit_generator.state).encode()), dtype=torch.uint8)
 
@@ -50,6 +93,25 @@ def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def corpus_split(out: Path, corpus, data, seed: int, exclude, say, verbose: bool):
+    """(smiles, is_val, stats) of run folder ``out``: reused from its corpus.csv when a previous (possibly
+    interrupted) run fixed it, else read from ``corpus`` (recipe [data] section ``data``) and written."""
+    if (out / "corpus.csv").exists():
+        smiles, is_val, stats = read_corpus_dir(out)
+        if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
+            raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
+                             f"use a new --out for different ones")
+        say(f"corpus: reusing {out / 'corpus.csv'} ({len(smiles)} molecules)")
+        return smiles, is_val, stats
+    from uniqsar.models.unimol2.pretrain_data import read_corpus
+
+    smiles, is_val, stats = read_corpus(corpus, smiles_col=data.smiles_col or None, limit=data.limit or None,
+                                        subsample=data.subsample or None, seed=seed, exclude=exclude,
+                                        val_fraction=data.val_fraction, verbose=verbose)
+    write_corpus(out, smiles, is_val, stats)
+    return smiles, is_val, stats
 
 
 def write_corpus(out: Path, smiles, is_val, stats) -> None:

@@ -69,6 +69,18 @@ def batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator | No
     return chunks
 
 
+def to_predictions(task: str, raw: np.ndarray, y_mean: float, y_std: float, fallback: float) -> np.ndarray:
+    """Raw outputs -> probability of class 1 (binary: sigmoid of the logit) or the de-standardized value;
+    rows without an output (NaN) get ``fallback``."""
+    if task == "binary":
+        with np.errstate(over="ignore"):
+            pred = 1.0 / (1.0 + np.exp(-raw))
+    else:
+        pred = raw * y_std + y_mean
+    pred[np.isnan(pred)] = fallback
+    return pred
+
+
 def _to(batch: dict, device: str) -> dict:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
@@ -121,6 +133,27 @@ class Trainer:
                 batch = _to(self.eval_collate([items[i] for i in idx]), self.device)
                 out[idx] = self.forward(model, batch).float().cpu().numpy()
         return out
+
+    def predict_rows(self, model: nn.Module, n_rows: int, rows: Sequence[int], items: list, sizes: Sequence[int],
+                     n_threads: int) -> np.ndarray:
+        """Raw outputs of ``items`` averaged per input row (``items[k]`` belongs to row ``rows[k]``; several
+        items per row = test-time augmentation); NaN for rows without an item. Runs on ``self.device`` with
+        ``n_threads`` torch threads and leaves ``model`` on the CPU."""
+        raw, count = np.zeros(n_rows), np.zeros(n_rows)
+        if len(items):
+            old = torch.get_num_threads()
+            torch.set_num_threads(max(1, n_threads))
+            try:
+                out = self.predict_raw(model.to(self.device), items, sizes)
+            finally:
+                torch.set_num_threads(old)
+                model.cpu()
+            np.add.at(raw, np.asarray(rows), out)
+            np.add.at(count, np.asarray(rows), 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = raw / count
+        raw[count == 0] = np.nan
+        return raw
 
     def fit(self, model: nn.Module, items: list, y: np.ndarray, sizes: Sequence[int],
             valid: tuple[list, np.ndarray, Sequence[int]] | None = None,

@@ -176,6 +176,12 @@ def test_pretrain_tiny_decreases_and_exports(tmp_path, corpus):
     assert ck["step"] == 30 and ck["rng_torch"].dtype == torch.uint8
     with pytest.raises(FileExistsError):
         pretrain(r, corpus, out, verbose=False)
+    # --resume: a checkpoint of another architecture is refused; a larger step budget continues, with a warning
+    with pytest.raises(ValueError, match="trained with model"):
+        pretrain(replace(r, model=replace(r.model, dropout=0.3)), corpus, out, resume=True, verbose=False)
+    with pytest.warns(UserWarning, match="planned for 30 steps, this run for 34"):
+        pretrain(r, corpus, out, resume=True, max_steps=34, verbose=False)
+    assert [int(x["step"]) for x in csv.DictReader(open(out / "losses.csv"))] == list(range(1, 35))
 
 
 def test_descriptor_scaler_clips_standardizes_and_fills():

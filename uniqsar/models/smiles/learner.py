@@ -29,6 +29,7 @@ from torch import nn
 
 from uniqsar.featurize.smiles_tokens import PAD_ID, SmilesTokenizer, randomized_smiles, smiles_seed
 from uniqsar.models.base import Learner
+from uniqsar.models.torch_trainer import TrainConfig, Trainer, to_predictions
 from uniqsar.registry import register_learner
 
 from .model import SmilesEncoder, SmilesTransformerConfig, pool
@@ -73,6 +74,7 @@ def _forward(model, batch):
 class SmilesTransformerLearner(Learner):
     key = "smiles_transformer"
     input = "smiles"
+    strict_params = True
     defaults: dict[str, Any] = {
         "lr": 2e-4,
         "epochs": 20,
@@ -98,17 +100,6 @@ class SmilesTransformerLearner(Learner):
         "verbose": False,
     }
 
-    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
-        if unknown:
-            raise ValueError(f"learner 'smiles_transformer' got unknown parameter(s) {sorted(unknown)}")
-        super().__init__(task, seed=seed, n_threads=n_threads, **params)
-
-    def _p(self, name: str):
-        if name in self.params:
-            return self.params[name]
-        return self.defaults[name] if name in self.defaults else self.fixed_defaults[name]
-
     @staticmethod
     def search_space(trial, task: str) -> dict[str, Any]:
         return {
@@ -123,33 +114,31 @@ class SmilesTransformerLearner(Learner):
     def _build(self):
         from .pretrained import load_mlm
 
-        mlm, tok = load_mlm(self._p("weights"), seed=self.seed, arch=self._p("arch"))
-        model = FineTuneModel(mlm.encoder, str(self._p("pooling")), int(self._p("head_hidden")),
-                              float(self._p("dropout")), seed=self.seed + 1)
+        mlm, tok = load_mlm(self._param("weights"), seed=self.seed, arch=self._param("arch"))
+        model = FineTuneModel(mlm.encoder, str(self._param("pooling")), int(self._param("head_hidden")),
+                              float(self._param("dropout")), seed=self.seed + 1)
         self._configure(model)
         return model, tok
 
     def _configure(self, model: FineTuneModel) -> None:
-        p = float(self._p("dropout"))
+        p = float(self._param("dropout"))
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = p
         for block in model.encoder.layers:
             block.attn_dropout = p
-        k = min(int(self._p("freeze_layers")), model.encoder.cfg.n_layers)
+        k = min(int(self._param("freeze_layers")), model.encoder.cfg.n_layers)
         frozen = EMBEDDING_PREFIXES + tuple(f"encoder.layers.{i}." for i in range(k)) if k else ()
         for name, prm in model.named_parameters():
             prm.requires_grad = not (frozen and name.startswith(frozen))
 
     def _trainer(self, rng: np.random.Generator | None = None):
-        from uniqsar.models.torch_trainer import TrainConfig, Trainer
-
-        cfg = TrainConfig(lr=float(self._p("lr")), head_lr_mult=float(self._p("head_lr_mult")),
-                          weight_decay=float(self._p("weight_decay")), epochs=int(self._p("epochs")),
-                          batch_size=int(self._p("batch_size")), warmup_frac=float(self._p("warmup_frac")),
-                          patience=int(self._p("patience")), grad_clip=float(self._p("grad_clip")), seed=self.seed,
-                          n_threads=self.n_threads, device=str(self._p("device")), verbose=bool(self._p("verbose")))
-        tok, max_len, p_rand = self.tokenizer_, self.config_.max_len, float(self._p("random_smiles_prob"))
+        cfg = TrainConfig(lr=float(self._param("lr")), head_lr_mult=float(self._param("head_lr_mult")),
+                          weight_decay=float(self._param("weight_decay")), epochs=int(self._param("epochs")),
+                          batch_size=int(self._param("batch_size")), warmup_frac=float(self._param("warmup_frac")),
+                          patience=int(self._param("patience")), grad_clip=float(self._param("grad_clip")), seed=self.seed,
+                          n_threads=self.n_threads, device=str(self._param("device")), verbose=bool(self._param("verbose")))
+        tok, max_len, p_rand = self.tokenizer_, self.config_.max_len, float(self._param("random_smiles_prob"))
 
         def train_collate(items):  # item: (mol, canonical ids); a fresh randomized SMILES with probability p_rand
             seqs = []
@@ -193,7 +182,7 @@ class SmilesTransformerLearner(Learner):
         no split when the training part would lose a class."""
         from uniqsar.data.split import make_folds
 
-        n_folds = max(2, int(round(1.0 / float(self._p("valid_frac")))))
+        n_folds = max(2, int(round(1.0 / float(self._param("valid_frac")))))
         binary = self.task == "binary"
         try:
             valid = make_folds(list(smiles), n_folds, self.seed, "scaffold", y if binary else None) == 0
@@ -226,7 +215,7 @@ class SmilesTransformerLearner(Learner):
             va, va_y = [v_parsed[i] for i in v_idx], v_y_all[v_idx]
         else:
             valid = np.zeros(len(idx), bool)
-            if len(idx) >= int(self._p("min_valid")):
+            if len(idx) >= int(self._param("min_valid")):
                 valid = self._inner_split(np.array([parsed[i][1] for i in idx], dtype=object), y[idx])
             tr, tr_y = [parsed[i] for i in idx[~valid]], y[idx[~valid]]
             va, va_y = [parsed[i] for i in idx[valid]], y[idx[valid]]
@@ -250,7 +239,7 @@ class SmilesTransformerLearner(Learner):
 
     def _variants(self, parsed) -> list[tuple[int, list[int]]]:
         """(row, ids) for the canonical SMILES and n_tta - 1 randomized SMILES of every parsed molecule."""
-        n_tta = max(1, int(self._p("n_tta")))
+        n_tta = max(1, int(self._param("n_tta")))
         pairs = []
         for i, p in enumerate(parsed):
             if p is None:
@@ -269,34 +258,11 @@ class SmilesTransformerLearner(Learner):
         """Raw outputs (standardized value / logit) averaged over the SMILES writings; NaN for failed molecules."""
         X = np.asarray(X, dtype=object).ravel()
         pairs = self._variants(self._parse(X))
-        raw, count = np.zeros(len(X)), np.zeros(len(X))
-        if pairs:
-            trainer = self._trainer()
-            old = torch.get_num_threads()
-            torch.set_num_threads(max(1, self.n_threads))
-            try:
-                out = trainer.predict_raw(self.model_.to(trainer.device), [ids for _, ids in pairs],
-                                          [len(ids) for _, ids in pairs])
-            finally:
-                torch.set_num_threads(old)
-                self.model_.cpu()
-            rows = np.array([i for i, _ in pairs])
-            np.add.at(raw, rows, out)
-            np.add.at(count, rows, 1)
-        with np.errstate(invalid="ignore"):
-            raw = raw / count
-        raw[count == 0] = np.nan
-        return raw
+        return self._trainer().predict_rows(self.model_, len(X), [i for i, _ in pairs], [ids for _, ids in pairs],
+                                            [len(ids) for _, ids in pairs], self.n_threads)
 
     def predict(self, X) -> np.ndarray:
-        raw = self.predict_raw(X)
-        if self.task == "binary":
-            with np.errstate(over="ignore"):
-                pred = 1.0 / (1.0 + np.exp(-raw))
-        else:
-            pred = raw * self.y_std_ + self.y_mean_
-        pred[np.isnan(pred)] = self.fallback_
-        return pred
+        return to_predictions(self.task, self.predict_raw(X), self.y_mean_, self.y_std_, self.fallback_)
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
@@ -306,8 +272,8 @@ class SmilesTransformerLearner(Learner):
         state = {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
                  "head_hidden": int(self.model_.head[1].out_features), "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_, "n_failed": self.n_failed_, "best_epoch": self.best_epoch_,
-                 "history": self.history_, "init_weights": manifest_entry(self._p("weights"), self.seed,
-                                                                            self._p("arch"))}
+                 "history": self.history_, "init_weights": manifest_entry(self._param("weights"), self.seed,
+                                                                            self._param("arch"))}
         (path / "smiles_transformer.json").write_text(json.dumps(state, indent=1, default=str))
 
     def _load_state(self, path: Path) -> None:
@@ -315,7 +281,7 @@ class SmilesTransformerLearner(Learner):
         self.config_ = SmilesTransformerConfig.from_dict(state["config"])
         self.tokenizer_ = SmilesTokenizer(state["vocab"])
         model = FineTuneModel(SmilesEncoder(self.config_), state["pooling"], int(state["head_hidden"]),
-                              float(self._p("dropout")), seed=0)
+                              float(self._param("dropout")), seed=0)
         model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
         self.model_ = model.eval()
         self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]

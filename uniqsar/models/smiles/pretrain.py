@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, check_resumed_schedule, fmt_time, lr_lambda, \
-    plot_losses, read_corpus_dir, rng_from_tensor, rng_tensor, write_corpus
-from uniqsar.models.unimol2.pretrain_data import epoch_batches, read_corpus
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, corpus_split, fmt_time, \
+    lr_lambda, plot_losses, restore_checkpoint, rng_tensor
+from uniqsar.models.unimol2.pretrain_data import epoch_batches
 from uniqsar.models.weights_identity import file_sha256
 
 from .model import SmilesMLM, num_params
@@ -131,17 +131,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
 def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     # -- data
-    if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
-        smiles, is_val, stats = read_corpus_dir(out)
-        if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
-            raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
-                             f"use a new --out for different ones")
-        say(f"corpus: reusing {out / 'corpus.csv'} ({len(smiles)} molecules)")
-    else:
-        smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
-                                            subsample=d.subsample or None, seed=t.seed, exclude=exclude,
-                                            val_fraction=d.val_fraction, verbose=verbose)
-        write_corpus(out, smiles, is_val, stats)
+    smiles, is_val, stats = corpus_split(out, corpus, d, t.seed, exclude, say, verbose)
     tok = SmilesTokenizer()
     lengths = np.array([len(tok.tokenize(s)) + 2 for s in smiles], np.int64)  # canonical, <cls>/<sep> included
     too_long = lengths > cfg.max_len
@@ -165,20 +155,10 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
     rng = np.random.default_rng([t.seed, 1])
     step, epoch, pos_in_epoch, mols_seen, tokens_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
     if resume and ckpt_path.exists():
-        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved_model = json.loads(st["recipe"])["model"]
-        if saved_model != r.to_dict()["model"]:
-            raise ValueError(f"{out}: the checkpoint was trained with model {saved_model}, the recipe now says "
-                             f"{r.to_dict()['model']}; use a new --out")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["rng_torch"])
-        rng = rng_from_tensor(st["rng_numpy"])
+        st, rng = restore_checkpoint(ckpt_path, r.to_dict(), {"model": model}, opt, sched, total)
         step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
         mols_seen, tokens_seen, elapsed0 = int(st["mols_seen"]), int(st["tokens_seen"]), float(st["elapsed"])
         say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
-        check_resumed_schedule(st.get("max_steps"), total)
     elif resume:
         say("--resume: no checkpoint yet, starting from step 0")
     n_params = num_params(model)

@@ -5,8 +5,10 @@ Parsed as TOML and validated field by field, never executed.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from uniqsar.models.pretrain_common import typed_section
 
 from .model import SmilesTransformerConfig
 
@@ -64,28 +66,6 @@ class SmilesPretrainRecipe:
                 "objective": asdict(self.objective), "train": asdict(self.train)}
 
 
-def _section(cls, d: dict, where: str) -> dict:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    out = {}
-    for k, v in d.items():
-        default = getattr(cls(), k)
-        if isinstance(default, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(default, float):
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        elif isinstance(default, int):
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        else:
-            ok = isinstance(v, str)
-        if not ok:
-            raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
-        out[k] = float(v) if isinstance(default, float) else v
-    return out
-
-
 def recipe_from_dict(d: dict, name: str = "custom") -> SmilesPretrainRecipe:
     from uniqsar.featurize.smiles_tokens import load_vocab
 
@@ -99,12 +79,12 @@ def recipe_from_dict(d: dict, name: str = "custom") -> SmilesPretrainRecipe:
     if "vocab_size" in m:
         raise ValueError(f"recipe {name!r} [model]: vocab_size is fixed by the packaged vocabulary")
     cfg = SmilesTransformerConfig(vocab_size=len(load_vocab()),
-                                  **_section(SmilesTransformerConfig, m, f"recipe {name!r} [model]"))
+                                  **typed_section(SmilesTransformerConfig, m, f"recipe {name!r} [model]"))
     cfg.validate()
     r = SmilesPretrainRecipe(
-        name, cfg, DataSpec(**_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
-        ObjectiveSpec(**_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
-        TrainSpec(**_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
+        name, cfg, DataSpec(**typed_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
+        ObjectiveSpec(**typed_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
+        TrainSpec(**typed_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
     o, t, da = r.objective, r.train, r.data
     for k, v in {"mask_prob": o.mask_prob, "mask_token_frac": o.mask_token_frac,
                  "random_token_frac": o.random_token_frac, "random_smiles_prob": o.random_smiles_prob,

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from uniqsar.models.base import Learner
+from uniqsar.models.torch_trainer import TrainConfig, Trainer, to_predictions
 from uniqsar.registry import register_learner
 
 from .model import Dropout, LinearHead, UniMol2, pool
@@ -69,6 +70,7 @@ class FineTuneModel(nn.Module):
 class UniMol2Learner(Learner):
     key = "unimol2"
     input = "smiles"
+    strict_params = True
     defaults: dict[str, Any] = {
         "lr": 3e-4,
         "epochs": 16,
@@ -96,17 +98,6 @@ class UniMol2Learner(Learner):
         "verbose": False,
     }
 
-    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
-        if unknown:
-            raise ValueError(f"learner 'unimol2' got unknown parameter(s) {sorted(unknown)}")
-        super().__init__(task, seed=seed, n_threads=n_threads, **params)
-
-    def _p(self, name: str):
-        if name in self.params:
-            return self.params[name]
-        return self.defaults[name] if name in self.defaults else self.fixed_defaults[name]
-
     @staticmethod
     def search_space(trial, task: str) -> dict[str, Any]:
         return {
@@ -122,25 +113,25 @@ class UniMol2Learner(Learner):
         from .conformer_cache import cached_featurize
 
         feats, _ = cached_featurize([str(s) for s in smiles], n_jobs=max(1, self.n_threads),
-                                    seed=int(self._p("conformer_seed")),
-                                    n_conformers=int(self._p("n_conformers")), max_atoms=int(self._p("max_atoms")),
+                                    seed=int(self._param("conformer_seed")),
+                                    n_conformers=int(self._param("n_conformers")), max_atoms=int(self._param("max_atoms")),
                                     crop_seed=self.seed)
         return feats
 
     # ------------------------------------------------------------------------------- model
     def _build(self):
         """Backbone from `weights` + a fresh seeded 1-output head; dropout and freezing applied."""
-        backbone = load_backbone_for_finetune(self._p("weights"), seed=self.seed, arch=self._p("arch"))
-        model = FineTuneModel(backbone, str(self._p("pooling")), seed=self.seed + 1)
+        backbone = load_backbone_for_finetune(self._param("weights"), seed=self.seed, arch=self._param("arch"))
+        model = FineTuneModel(backbone, str(self._param("pooling")), seed=self.seed + 1)
         self._configure(model)
         return model
 
     def _configure(self, model) -> None:
-        p = float(self._p("dropout"))
+        p = float(self._param("dropout"))
         for m in model.modules():
             if isinstance(m, (Dropout, nn.Dropout)):
                 m.p = p
-        k = min(int(self._p("freeze_layers")), model.backbone.cfg.layers)
+        k = min(int(self._param("freeze_layers")), model.backbone.cfg.layers)
         frozen = EMBEDDING_PREFIXES + tuple(f"encoder.layers.{i}." for i in range(k)) if k else ()
         frozen = tuple("backbone." + f for f in frozen)
         for name, prm in model.named_parameters():
@@ -153,15 +144,13 @@ class UniMol2Learner(Learner):
         return model(batch)
 
     def _trainer(self, rng):
-        from uniqsar.models.torch_trainer import TrainConfig, Trainer
-
         from .features import collate
 
-        cfg = TrainConfig(lr=float(self._p("lr")), head_lr_mult=float(self._p("head_lr_mult")),
-                          weight_decay=float(self._p("weight_decay")), epochs=int(self._p("epochs")),
-                          batch_size=int(self._p("batch_size")), warmup_frac=float(self._p("warmup_frac")),
-                          patience=int(self._p("patience")), grad_clip=float(self._p("grad_clip")), seed=self.seed,
-                          n_threads=self.n_threads, device=str(self._p("device")), verbose=bool(self._p("verbose")))
+        cfg = TrainConfig(lr=float(self._param("lr")), head_lr_mult=float(self._param("head_lr_mult")),
+                          weight_decay=float(self._param("weight_decay")), epochs=int(self._param("epochs")),
+                          batch_size=int(self._param("batch_size")), warmup_frac=float(self._param("warmup_frac")),
+                          patience=int(self._param("patience")), grad_clip=float(self._param("grad_clip")), seed=self.seed,
+                          n_threads=self.n_threads, device=str(self._param("device")), verbose=bool(self._param("verbose")))
 
         def train_collate(items):  # item = a molecule's list of conformers: a random one (augmentation)
             return collate([confs[int(rng.integers(len(confs)))] for confs in items])
@@ -177,7 +166,7 @@ class UniMol2Learner(Learner):
         valid_frac of the data; a seeded random split when scaffolds are too lumpy (one huge group)."""
         from uniqsar.data.split import make_folds
 
-        frac = float(self._p("valid_frac"))
+        frac = float(self._param("valid_frac"))
         n_folds = max(2, int(round(1.0 / frac)))
         target = frac * len(smiles)
         binary = self.task == "binary"
@@ -216,7 +205,7 @@ class UniMol2Learner(Learner):
         else:
             idx = np.flatnonzero(ok)
             valid = np.zeros(len(idx), bool)
-            if len(idx) >= int(self._p("min_valid")):
+            if len(idx) >= int(self._param("min_valid")):
                 valid = self._inner_split(X[idx], y[idx])
             tr_items, tr_y = [feats[i] for i in idx[~valid]], y[idx[~valid]]
             va_items, va_y = [feats[i] for i in idx[valid]], y[idx[valid]]
@@ -245,36 +234,13 @@ class UniMol2Learner(Learner):
     def _predict_raw(self, X) -> np.ndarray:
         """Raw model outputs (standardized value / logit) averaged over conformers; NaN for failed molecules."""
         X = np.asarray(X, dtype=object).ravel()
-        feats = self._features(X)
-        pairs = [(i, c) for i, confs in enumerate(feats) if confs for c in confs]
-        raw = np.zeros(len(X))
-        count = np.zeros(len(X))
-        if pairs:
-            trainer = self._trainer(np.random.default_rng(0))
-            old = torch.get_num_threads()
-            torch.set_num_threads(max(1, self.n_threads))
-            try:
-                out = trainer.predict_raw(self.model_.to(trainer.device), [c for _, c in pairs],
-                                          [len(c["src_tokens"]) for _, c in pairs])
-            finally:
-                torch.set_num_threads(old)
-                self.model_.cpu()
-            rows = np.array([i for i, _ in pairs])
-            np.add.at(raw, rows, out)
-            np.add.at(count, rows, 1)
-        with np.errstate(invalid="ignore"):
-            raw = raw / count
-        raw[count == 0] = np.nan
-        return raw
+        pairs = [(i, c) for i, confs in enumerate(self._features(X)) if confs for c in confs]
+        return self._trainer(np.random.default_rng(0)).predict_rows(
+            self.model_, len(X), [i for i, _ in pairs], [c for _, c in pairs],
+            [len(c["src_tokens"]) for _, c in pairs], self.n_threads)
 
     def predict(self, X) -> np.ndarray:
-        raw = self._predict_raw(X)
-        if self.task == "binary":
-            pred = 1.0 / (1.0 + np.exp(-raw))
-        else:
-            pred = raw * self.y_std_ + self.y_mean_
-        pred[np.isnan(pred)] = self.fallback_
-        return pred
+        return to_predictions(self.task, self._predict_raw(X), self.y_mean_, self.y_std_, self.fallback_)
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
@@ -284,7 +250,7 @@ class UniMol2Learner(Learner):
         state = {"config": self.config_, "pooling": self.model_.pooling, "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_,
                  "n_failed": self.n_failed_, "best_epoch": self.best_epoch_, "history": self.history_,
-                 "init_weights": manifest_entry(self._p("weights"), self.seed, self._p("arch"))}
+                 "init_weights": manifest_entry(self._param("weights"), self.seed, self._param("arch"))}
         (path / "unimol2.json").write_text(json.dumps(state, indent=2, default=str))
 
     def _load_state(self, path: Path) -> None:

@@ -29,14 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, check_resumed_schedule, fmt_time, lr_lambda, \
-    plot_losses, read_corpus_dir, rng_from_tensor, rng_tensor, write_corpus
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, corpus_split, fmt_time, \
+    lr_lambda, plot_losses, restore_checkpoint, rng_tensor
 from uniqsar.models.weights_identity import file_sha256
 
 from .model import UniMol2
 from .pretrain_data import DESCRIPTORS, ConformerStore, DescriptorScaler, collate_pretrain, corpus_descriptors, \
-    corrupt, epoch_batches, prepare_conformers, rdkit_descriptor_names, read_corpus
-
+    corrupt, epoch_batches, prepare_conformers, rdkit_descriptor_names
 from .pretrain_recipe import (  # noqa: F401  (DataSpec, TrainSpec, recipe_from_dict re-exported)
     DataSpec, ObjectiveSpec, PretrainRecipe, TrainSpec, load_pretrain_recipe, recipe_from_dict,
 )
@@ -97,17 +96,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     out.mkdir(parents=True, exist_ok=True)
 
     # -- data
-    if (out / "corpus.csv").exists():  # a previous (possibly interrupted) run fixed the corpus
-        smiles, is_val, stats = read_corpus_dir(out)
-        if exclude and sorted(map(str, exclude)) != sorted(stats["exclusion_files"]):
-            raise ValueError(f"{out}: the corpus was built with exclusions {stats['exclusion_files']}; "
-                             f"use a new --out for different ones")
-        say(f"corpus: reusing {out / 'corpus.csv'} ({len(smiles)} molecules)")
-    else:
-        smiles, is_val, stats = read_corpus(corpus, smiles_col=d.smiles_col or None, limit=d.limit or None,
-                                            subsample=d.subsample or None, seed=t.seed, exclude=exclude,
-                                            val_fraction=d.val_fraction, verbose=verbose)
-        write_corpus(out, smiles, is_val, stats)
+    smiles, is_val, stats = corpus_split(out, corpus, d, t.seed, exclude, say, verbose)
     shards = prepare_conformers(smiles, out / "conformers", shard_size=d.shard_size, seed=d.conformer_seed,
                                 max_atoms=r.model.max_atoms, n_jobs=n_jobs, verbose=verbose)
     store = ConformerStore(shards)
@@ -140,18 +129,11 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     rng = np.random.default_rng([t.seed, 1])
     step, epoch, pos_in_epoch, mols_seen, atoms_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
     if resume and ckpt_path.exists():
-        st = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(st["model"])
-        if aux_head is not None:
-            aux_head.load_state_dict(st["aux_head"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        torch.set_rng_state(st["rng_torch"])
-        rng = rng_from_tensor(st["rng_numpy"])
+        modules = {"model": model, **({"aux_head": aux_head} if aux_head is not None else {})}
+        st, rng = restore_checkpoint(ckpt_path, r.to_dict(), modules, opt, sched, total)
         step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
         mols_seen, atoms_seen, elapsed0 = int(st["mols_seen"]), int(st["atoms_seen"]), float(st["elapsed"])
         say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
-        check_resumed_schedule(st.get("max_steps"), total)
     elif resume:
         say("--resume: no checkpoint yet, starting from step 0")
     n_params = model.num_params()

@@ -6,8 +6,10 @@ Recipes are data: parsed with tomllib and validated field by field, never execut
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from uniqsar.models.pretrain_common import typed_section
 
 from .config import UniMol2Config, get_config
 
@@ -79,23 +81,6 @@ class PretrainRecipe:
                 "objective": asdict(self.objective), "train": asdict(self.train)}
 
 
-def _section(cls, d: dict, where: str):
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    out = {}
-    for k, v in d.items():
-        default = getattr(cls(), k)
-        ok = (isinstance(v, bool) if isinstance(default, bool) else
-              isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(default, float) else
-              isinstance(v, int) and not isinstance(v, bool) if isinstance(default, int) else isinstance(v, str))
-        if not ok:
-            raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
-        out[k] = float(v) if isinstance(default, float) else v
-    return out
-
-
 def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
     unknown = sorted(set(d) - {"model", "data", "objective", "train"})
     if unknown:
@@ -103,12 +88,12 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
     m = dict(d.get("model", {}))
     size = m.pop("size", "tiny")
     try:
-        cfg = get_config(size, **_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True, num_classes=0)
+        cfg = get_config(size, **typed_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True, num_classes=0)
     except (KeyError, TypeError) as e:
         raise ValueError(f"recipe {name!r} [model]: {e}") from None
-    r = PretrainRecipe(name, cfg, DataSpec(**_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
-                       ObjectiveSpec(**_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
-                       TrainSpec(**_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
+    r = PretrainRecipe(name, cfg, DataSpec(**typed_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
+                       ObjectiveSpec(**typed_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
+                       TrainSpec(**typed_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
     o, t, da = r.objective, r.train, r.data
     probs = {"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
              "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction}
