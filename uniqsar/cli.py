@@ -173,13 +173,14 @@ def _add_pretrain_parser(sub) -> None:
     t.add_argument("--limit", type=int, help="override the recipe's data.limit (first N corpus rows)")
     t.add_argument("--n-jobs", type=int, default=1, help="processes for conformer generation (Uni-Mol2)")
     t.add_argument("--threads", type=int, help="torch threads (default: recipe, else all cores)")
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda[:N], or auto (cuda when available)")
 
 
 def cmd_pretrain(a) -> int:
     from uniqsar.models.pretraining import pretrain
 
     pretrain(a.recipe, a.corpus, a.out, resume=a.resume, max_steps=a.max_steps, n_jobs=a.n_jobs,
-             exclude=a.exclude, threads=a.threads, limit=a.limit, verbose=not a.quiet)
+             exclude=a.exclude, threads=a.threads, limit=a.limit, verbose=not a.quiet, device=a.device)
     return 0
 
 

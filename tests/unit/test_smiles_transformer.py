@@ -206,7 +206,7 @@ def test_resume_with_a_new_step_budget_warns(tmp_path, corpus, tiny_checkpoint):
     assert [int(r[0]) for r in rows[1:]] == list(range(1, 15))
 
 
-def test_pretrain_exclusion_and_cli(tmp_path, corpus, monkeypatch):
+def test_pretrain_exclusion_and_cli(tmp_path, corpus, monkeypatch, capsys):
     from uniqsar.cli import main
 
     monkeypatch.setattr("uniqsar.util.QUIET", False)  # restored after `-q`
@@ -223,6 +223,12 @@ def test_pretrain_exclusion_and_cli(tmp_path, corpus, monkeypatch):
     assert len(kept) == len(CORPUS) - 3
     card = json.loads((out / "model_card.json").read_text())
     assert card["data"]["excluded"] == 3 and card["data"]["exclusion_files"] == [str(excl)] and card["steps"] == 3
+    assert card["device"] == "cpu"
+    if not torch.cuda.is_available():  # the GPU path: a clear error where there is no GPU
+        capsys.readouterr()
+        assert main(["-q", "pretrain", "--recipe", "pretrain_smiles_tiny", "--corpus", str(corpus), "--out",
+                     str(tmp_path / "run_cuda"), "--max-steps", "3", "--device", "cuda"]) != 0
+        assert "CUDA is not available" in capsys.readouterr().err
     # resuming with other exclusions is refused
     rc = main(["-q", "pretrain", "--recipe", "pretrain_smiles_tiny", "--corpus", str(corpus), "--out", str(out),
                "--exclude", str(corpus), "--resume"])

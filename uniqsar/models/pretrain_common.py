@@ -74,8 +74,25 @@ def restore_checkpoint(ckpt_path: Path, recipe: dict, modules: dict, opt, sched,
     opt.load_state_dict(st["optimizer"])
     sched.load_state_dict(st["scheduler"])
     torch.set_rng_state(st["rng_torch"])
+    if "rng_cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state(st["rng_cuda"])
     check_resumed_schedule(st.get("max_steps"), total)
     return st, rng_from_tensor(st["rng_numpy"])
+
+
+def batch_to(batch: dict, device: str) -> dict:
+    """The batch's tensors on ``device`` (a no-op on the CPU)."""
+    if device == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def rng_states() -> dict:
+    """torch RNG states to checkpoint (CPU, and CUDA when it is in use), as uint8 tensors."""
+    st = {"rng_torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["rng_cuda"] = torch.cuda.get_rng_state()
+    return st
 
 
 def rng_tensor(rng: np.random.Generator) -> torch.Tensor:

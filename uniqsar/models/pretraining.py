@@ -39,7 +39,7 @@ def recipe_kind(d: dict) -> str:
 
 def pretrain(recipe, corpus, out, **kwargs) -> dict:
     """Dispatch to the pretraining loop of the recipe's kind; returns its model card. ``kwargs``: resume,
-    max_steps, n_jobs, exclude, threads, limit, verbose (the same for every kind)."""
+    max_steps, n_jobs, exclude, threads, limit, verbose, device (the same for every kind)."""
     path, d = resolve_recipe(recipe)
     if recipe_kind(d) == "smiles_transformer":
         from uniqsar.models.smiles.pretrain import pretrain as run

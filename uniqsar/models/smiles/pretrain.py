@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_tensor
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
+    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor
+from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.unimol2.pretrain_data import epoch_batches
 from uniqsar.models.weights_identity import file_sha256
 
@@ -105,9 +106,10 @@ def mlm_loss(model: SmilesMLM, batch: dict) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None = None, n_jobs: int = 1,
-             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True) -> dict:
+             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True,
+             device: str = "cpu") -> dict:
     """Pretrain (or resume) into folder `out`; returns the model card. max_steps / limit override the recipe's
-    train.max_steps / data.limit; threads: torch threads (n_jobs is accepted for CLI symmetry, unused)."""
+    train.max_steps / data.limit; threads: torch threads (n_jobs is accepted for CLI symmetry, unused); device: cpu, cuda[:N] or auto."""
     r = recipe if isinstance(recipe, SmilesPretrainRecipe) else load_smiles_recipe(recipe)
     if limit is not None:
         r = replace(r, data=replace(r.data, limit=int(limit)))
@@ -123,12 +125,13 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads or t.threads or n_cores()))
     try:
-        return _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose)
+        return _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose,
+                    resolve_device(device))
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose) -> dict:
+def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, verbose, device) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     # -- data
     smiles, is_val, stats = corpus_split(out, corpus, d, t.seed, exclude, say, verbose)
@@ -146,7 +149,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
 
     # -- model, optimizer, schedule
     torch.manual_seed(t.seed)
-    model = SmilesMLM(cfg)  # BERT init in the constructor
+    model = SmilesMLM(cfg).to(device)  # BERT init in the constructor
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
@@ -185,14 +188,14 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         loss_sum, correct, n = 0.0, 0, 0
         with torch.no_grad():
             for b in val_batches:
-                loss, c, k = mlm_loss(model, b)
+                loss, c, k = mlm_loss(model, batch_to(b, device))
                 loss_sum, correct, n = loss_sum + float(loss) * k, correct + int(c), n + k
         model.train()
         return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
 
     def save_state():
         st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "rng_torch": torch.get_rng_state(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
+              **rng_states(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
               "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "tokens_seen": tokens_seen,
               "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
         atomic_save(st, ckpt_path)
@@ -212,7 +215,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
                     ids = sample_ids(smiles[i], tok, rng, o.random_smiles_prob, cfg.max_len)
                     samples.append((*mask_tokens(ids, rng, o, tok.n_special, tok.vocab_size), ids))
                 batch = collate_mlm(samples)
-                loss, correct, k = mlm_loss(model, batch)
+                loss, correct, k = mlm_loss(model, batch_to(batch, device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if t.clip_norm > 0:
@@ -254,9 +257,9 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
     # -- export
     from .pretrained import save_checkpoint
 
-    model.eval()
-    save_checkpoint(model, tok, out / "checkpoint.pt")
     val_final = validate() if val_batches else {}
+    model.eval()
+    save_checkpoint(model.cpu(), tok, out / "checkpoint.pt")
     card = {
         "format": "uniqsar-smiles-pretrain/1",
         "kind": "smiles_transformer",
@@ -272,6 +275,7 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         "molecules_seen": mols_seen,
         "tokens_seen": tokens_seen,
         "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
+        "device": device,
         "final_train_losses": last,
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",

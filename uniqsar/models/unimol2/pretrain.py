@@ -29,8 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_tensor
+from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
+    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor
+from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
 from .model import UniMol2
@@ -77,9 +78,11 @@ def pretrain_losses(model: UniMol2, batch: dict, obj: ObjectiveSpec, aux_head=No
 
 
 def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None = None, n_jobs: int = 1,
-             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True) -> dict:
+             exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True,
+             device: str = "cpu") -> dict:
     """Pretrain (or resume) into folder `out`. Returns the model card dict. max_steps / limit override the
-    recipe's train.max_steps / data.limit; n_jobs is for conformer generation, threads for torch."""
+    recipe's train.max_steps / data.limit; n_jobs is for conformer generation, threads for torch;
+    device: cpu, cuda[:N] or auto (exact resume is guaranteed on the CPU; CUDA kernels may be non-deterministic)."""
     r = recipe if isinstance(recipe, PretrainRecipe) else load_pretrain_recipe(recipe)
     if limit is not None:
         r = replace(r, data=replace(r.data, limit=int(limit)))
@@ -93,6 +96,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     from uniqsar.util import n_cores
 
     torch.set_num_threads(int(threads or t.threads or n_cores()))
+    device = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
 
     # -- data
@@ -123,6 +127,9 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     with torch.no_grad():
         model.lm_head.weight.normal_(0.0, 0.02)  # a plain Parameter: not covered by init_bert_params
     aux_head = torch.nn.Linear(r.model.embed_dim, store.arrays["desc"].shape[1]) if o.aux_descriptors else None
+    model.to(device)
+    if aux_head is not None:
+        aux_head.to(device)
     params = list(model.parameters()) + (list(aux_head.parameters()) if aux_head else [])
     opt = torch.optim.AdamW(params, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
@@ -160,7 +167,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         sums, n = {}, 0
         with torch.no_grad():
             for b in val_batches:
-                res = pretrain_losses(model, with_desc(b), o, aux_head, t.mode)
+                res = pretrain_losses(model, batch_to(with_desc(b), device), o, aux_head, t.mode)
                 k = len(b["src_tokens"])
                 for key, v in res.items():
                     sums[key] = sums.get(key, 0.0) + float(v) * k
@@ -170,7 +177,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
 
     def save_state():
         st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "rng_torch": torch.get_rng_state(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
+              **rng_states(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
               "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "atoms_seen": atoms_seen,
               "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
         if aux_head is not None:
@@ -188,7 +195,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
             while pos_in_epoch < len(plan) and step < total:
                 idx = train_pos[plan[pos_in_epoch]]
                 batch = with_desc(collate_pretrain([corrupt(store.get(int(k)), rng, o) for k in idx]))
-                res = pretrain_losses(model, batch, o, aux_head, t.mode)
+                res = pretrain_losses(model, batch_to(batch, device), o, aux_head, t.mode)
                 opt.zero_grad(set_to_none=True)
                 res["loss"].backward()
                 if t.clip_norm > 0:
@@ -231,10 +238,10 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         raise
 
     # -- export
+    val_final = validate() if val_batches else {}
     model.eval()
     export = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     atomic_save(export, out / "checkpoint.pt")
-    val_final = validate() if val_batches else {}
     card = {
         "format": "uniqsar-unimol2-pretrain/1",
         "recipe": r.to_dict(),
@@ -249,6 +256,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         "molecules_seen": mols_seen,
         "tokens_seen": atoms_seen,
         "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
+        "device": device,
         "final_train_losses": last,
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
