@@ -1,13 +1,16 @@
-"""Linear / LightGBM probe of Uni-Mol2 embeddings on TDC ADMET train/valid splits (never the test sets).
+"""Linear / LightGBM probe of pretrained embeddings (Uni-Mol2, or the SMILES transformer with
+`--model smiles_transformer`) on TDC ADMET train/valid splits (never the test sets).
 
-For every weights spec given, embeds the train_val molecules of each task (the `unimol2` featurizer, so
-conformers and embeddings are disk-cached), then for each split seed fits ridge (logistic regression for
+For every weights spec given, embeds the train_val molecules of each task (the `unimol2` or
+`smiles_transformer` featurizer, so conformers and embeddings are disk-cached), then for each split seed fits ridge (logistic regression for
 binary tasks) and LightGBM on the seed's train part and scores the official metric on its valid part.
 A pretrained checkpoint is compared with a random initialisation of the *same* architecture (`--random`).
 A Morgan-count fingerprint row gives the scale of what a plain 2D baseline reaches.
 
     python benchmarks/pretrain/probe.py --weights small=runs/pt_small/export --random small \
         --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_small
+    python benchmarks/pretrain/probe.py --model smiles_transformer --weights smiles=runs/pt_smiles_small \
+        --random smiles --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_smiles
 
 Writes OUT.json (every score) and OUT.md (seed-1 table, the issue's criterion, plus the 5-seed means).
 """
@@ -35,15 +38,21 @@ TASKS = ["caco2_wang", "hia_hou", "pgp_broccatelli", "bioavailability_ma", "bbb_
          "vdss_lombardo", "herg", "dili"]
 
 
-def arch_of(path: str) -> dict:
+def arch_of(model: str, path: str) -> dict:
+    """The architecture of a checkpoint, as the featurizer's `arch` overrides of a random init."""
+    if model == "smiles_transformer":
+        from uniqsar.models.smiles.pretrained import read_checkpoint, resolve_checkpoint
+
+        cfg = read_checkpoint(resolve_checkpoint(path))["config"]
+        return {k: cfg[k] for k in ("d_model", "n_layers", "n_heads", "ffn_dim", "max_len")}
     from uniqsar.models.unimol2.weights import load_model
 
     cfg = load_model(path).cfg
     return {k: getattr(cfg, k) for k in ("layers", "embed_dim", "heads", "ffn_dim", "pair_dim", "pair_hidden")}
 
 
-def embed(spec: dict, smiles: list[str], pooling: str, n_jobs: int) -> np.ndarray:
-    feat = get_featurizer("unimol2", weights=spec["weights"], arch=spec.get("arch"), pooling=pooling)
+def embed(model: str, spec: dict, smiles: list[str], pooling: str, n_jobs: int) -> np.ndarray:
+    feat = get_featurizer(model, weights=spec["weights"], arch=spec.get("arch"), pooling=pooling)
     return FeatureCache().get(feat, smiles, n_jobs=n_jobs)
 
 
@@ -80,6 +89,7 @@ def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="unimol2", choices=["unimol2", "smiles_transformer"])
     ap.add_argument("--weights", nargs="+", default=[], metavar="NAME=SPEC",
                     help="checkpoint paths / folders (or any `weights` spec) to probe")
     ap.add_argument("--random", nargs="*", default=[], metavar="NAME",
@@ -102,8 +112,8 @@ def main(argv=None) -> int:
         name, _, w = item.partition("=")
         specs[name] = {"weights": w}
     for name in a.random:
-        specs[f"random({name})"] = {"weights": "random", "arch": arch_of(specs[name]["weights"])}
-    results = {"tasks": {}, "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
+        specs[f"random({name})"] = {"weights": "random", "arch": arch_of(a.model, specs[name]["weights"])}
+    results = {"model": a.model, "tasks": {}, "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
                "seeds": a.seeds, "pooling": a.pooling}
     for task in a.tasks:
         t0 = time.time()
@@ -115,7 +125,7 @@ def main(argv=None) -> int:
         views = {"morgan_count": FeatureCache().get(get_featurizer("morgan_count"), smiles, n_jobs=a.n_jobs)}
         for name, spec in specs.items():
             for pooling in a.pooling:
-                views[f"{name}|{pooling}"] = embed(spec, smiles, pooling, a.n_jobs)
+                views[f"{name}|{pooling}"] = embed(a.model, spec, smiles, pooling, a.n_jobs)
         res = {view: {str(s): probe_models(task, X, y, *splits[s], seed=s) for s in a.seeds}
                for view, X in views.items()}
         results["tasks"][task] = {"metric": tdc.task_info(task).metric, "scores": res,
@@ -131,7 +141,8 @@ def main(argv=None) -> int:
 
 def report(results: dict) -> str:
     """One table per (probe model, pooling): rows = tasks, columns = views, seed 1 and the seed mean."""
-    lines = ["# Uni-Mol2 embedding probe (TDC train -> valid, never test)", ""]
+    title = {"unimol2": "Uni-Mol2", "smiles_transformer": "SMILES-transformer"}[results.get("model", "unimol2")]
+    lines = [f"# {title} embedding probe (TDC train -> valid, never test)", ""]
     tasks = results["tasks"]
     first = next(iter(tasks.values()))
     views = list(first["scores"])
