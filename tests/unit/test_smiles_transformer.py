@@ -238,6 +238,35 @@ def test_pretrain_exclusion_and_cli(tmp_path, corpus, monkeypatch, capsys):
 # ----------------------------------------------------------------------------------------- weights
 
 
+def test_shipped_default_checkpoint():
+    """The package ships pretrained SMILES-transformer weights (<= 15 MB) whose model card matches them; they are
+    what weights="default" loads, and they know SMILES: masked tokens of held-out-style molecules are recovered."""
+    if not pretrained.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("trimmed install without the default checkpoint")
+    assert pretrained.DEFAULT_CHECKPOINT.stat().st_size <= 15e6
+    card = json.loads(pretrained.DEFAULT_CARD.read_text())
+    ident = pretrained.identity("default")
+    assert ident["kind"] == "file" and ident["sha256"] == card["sha256"]
+    assert card["config"] == pretrained.default_config().to_dict()
+    assert card["data"]["excluded"] > 0 and card["final_val_losses"]["acc"] > 0.8  # TDC test molecules kept out
+    with pytest.raises(ValueError, match="random"):
+        pretrained.resolve_spec("default", arch=ARCH)
+    mlm, tok = pretrained.load_mlm("default")
+    mlm.eval()
+    ids = tok.encode("CC(=O)Nc1ccc(O)cc1", max_len=128)  # paracetamol: mask every 4th token, predict them
+    pos = np.arange(2, len(ids) - 1, 4)
+    x = torch.tensor([ids])
+    x[0, pos] = MASK_ID
+    masked = torch.zeros_like(x, dtype=torch.bool)
+    masked[0, pos] = True
+    with torch.no_grad():
+        pred = mlm(x, masked).argmax(-1).numpy()
+    assert (pred == np.asarray(ids)[pos]).mean() >= 0.75
+    pre = get_featurizer_class("smiles_transformer")(weights="default").compute(["CCO", "c1ccccc1O"])
+    rnd = get_featurizer_class("smiles_transformer")(weights="random").compute(["CCO", "c1ccccc1O"])
+    assert np.isfinite(pre).all() and pre.shape == rnd.shape and not np.allclose(pre, rnd)
+
+
 def test_default_weights_fall_back_to_seeded_random(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(pretrained, "DEFAULT_CHECKPOINT", tmp_path / "absent.pt")
     monkeypatch.setattr(pretrained, "_warned", set())
