@@ -2,13 +2,13 @@
 
 1. wall time of `uniqsar fit --preset default` on ~5,000 molecules with `--n-jobs 1` vs `--n-jobs 2`
    (the ratio). The feature cache is warmed first by a fit of the same featurizers with one cheap
-   model, so both timed runs do the same work (tuning, stacking, refit); the cold featurization time
-   is reported separately.
+   model, so both timed runs do the same work (tuning, stacking, refit); the featurization time is
+   reported separately (cold with the default fresh cache; near zero with an already warm `--cache-dir`).
 2. trial throughput of one study: one process (1 LightGBM thread) vs a coordinator + one `uniqsar
    worker` process (1 thread each) sharing a journal storage: trials per minute and trials per process.
 
 Run:  python benchmarks/parallel/throughput.py [--task ld50_zhu --rows 5000 --preset default]
-          [--skip-preset] [--throughput-trials 12]
+          [--trial-scale 0.25] [--skip-preset] [--throughput-trials 12] [--cache-dir DIR]
 Writes benchmarks/parallel/results/throughput.json (and prints it).
 """
 import argparse
@@ -60,6 +60,17 @@ def _timed(csv, recipe, out, *extra, env) -> float:
     return round(time.time() - t0, 1)
 
 
+def _scaled_recipe(preset: str, scale: float, path: Path) -> str:
+    """The preset itself (scale 1), or the same models and featurizers with scale x its trial counts."""
+    if scale == 1.0:
+        return preset
+    r = load_recipe(preset).scaled_trials(scale)
+    d = r.to_dict()
+    d["name"] = f"{r.name}_x{scale:g}"
+    path.write_text(dump_toml(d))
+    return str(path)
+
+
 def _warm_recipe(preset: str, path: Path) -> Path:
     """The preset's featurizers, one single-trial linear model over all of them: featurizes everything."""
     d = load_recipe(preset).to_dict()
@@ -69,18 +80,33 @@ def _warm_recipe(preset: str, path: Path) -> Path:
     return path
 
 
+def trial_seconds(run_dir: Path) -> dict:
+    """Per study of a finished run: complete trials and their mean seconds (5 CV folds each)."""
+    backend = optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal"))
+    storage = optuna.storages.JournalStorage(backend)
+    out = {}
+    for name in optuna.get_all_study_names(storage):
+        done = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.state.name == "COMPLETE"]
+        out[name] = {"complete": len(done),
+                     "mean_trial_seconds": round(sum(t.user_attrs["seconds"] for t in done) / max(1, len(done)), 1)}
+    return out
+
+
 def preset_wall_time(a, tmp: Path, env: dict) -> dict:
     src = ROOT.parent / "shared" / "data" / "tdc_admet_group" / a.task / "train_val.csv"
     csv = tmp / "data.csv"
     pd.read_csv(src).sample(n=min(a.rows, sum(1 for _ in open(src)) - 1), random_state=0).to_csv(csv, index=False)
-    res = {"task": a.task, "rows": a.rows, "preset": a.preset}
-    res["cold_featurization_fit_seconds"] = _timed(csv, _warm_recipe(a.preset, tmp / "warm.toml"), tmp / "warm",
+    preset = _scaled_recipe(a.preset, a.trial_scale, tmp / "preset.toml")
+    res = {"task": a.task, "rows": a.rows, "preset": a.preset, "trial_scale": a.trial_scale,
+           "trials": {f"{m.learner}:{'+'.join(m.features)}": m.n_trials for m in load_recipe(preset).models}}
+    res["featurization_fit_seconds"] = _timed(csv, _warm_recipe(a.preset, tmp / "warm.toml"), tmp / "warm",
                                                    "--n-jobs", "2", env=env)
     for n_jobs in (1, 2):
-        res[f"fit_seconds_n_jobs_{n_jobs}"] = _timed(csv, a.preset, tmp / f"jobs{n_jobs}", "--n-jobs", str(n_jobs),
+        res[f"fit_seconds_n_jobs_{n_jobs}"] = _timed(csv, preset, tmp / f"jobs{n_jobs}", "--n-jobs", str(n_jobs),
                                                      env=env)
         metrics = json.loads((tmp / f"jobs{n_jobs}" / "metrics.json").read_text())
         res[f"ensemble_cv_n_jobs_{n_jobs}"] = {t: m["cv_score_ensemble"] for t, m in metrics.items()}
+        res[f"trials_n_jobs_{n_jobs}"] = trial_seconds(tmp / f"jobs{n_jobs}")
     res["speedup_n_jobs_2"] = round(res["fit_seconds_n_jobs_1"] / res["fit_seconds_n_jobs_2"], 2)
     return res
 
@@ -132,12 +158,17 @@ def main():
     ap.add_argument("--task", default="ld50_zhu")
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--preset", default="default")
+    ap.add_argument("--trial-scale", type=float, default=1.0,
+                    help="run the preset's models with this fraction of its trial counts (1 = the preset as is)")
     ap.add_argument("--skip-preset", action="store_true", help="only the worker-throughput measurement")
     ap.add_argument("--throughput-trials", type=int, default=12)
+    ap.add_argument("--cache-dir", help="feature cache to use (default: a fresh one, so the first fit featurizes "
+                                        "cold and its time is the cold featurization time)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="uq-throughput-"))
-    env = {**os.environ, "UNIQSAR_CACHE_DIR": str(tmp / "cache")}
-    res = {"machine": {"cores": os.cpu_count()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    env = {**os.environ, "UNIQSAR_CACHE_DIR": str(a.cache_dir or tmp / "cache")}
+    res = {"machine": {"cores": os.cpu_count()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "cache": "given (--cache-dir)" if a.cache_dir else "fresh"}
     if not a.skip_preset:
         res["preset_n_jobs"] = preset_wall_time(a, tmp, env)
         print(json.dumps(res["preset_n_jobs"], indent=2), flush=True)

@@ -1,6 +1,7 @@
 """Gradient-boosted trees: LightGBM (core) and CatBoost (optional extra). Native model files."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +11,16 @@ from uniqsar.models.base import Learner
 from uniqsar.registry import register_learner
 from uniqsar.util import current_deadline
 
+
+
+def lightgbm_threads(n_threads: int) -> int:
+    """LightGBM's OpenMP threads. With passive OpenMP waiting (uniqsar's default, see uniqsar/__init__.py)
+    a second thread makes LightGBM slower, not faster: 5.3 s vs 4.2 s with 1 thread on 4,000 x 2,265 and
+    6.0 vs 5.7 s on 12,000 rows, idle 2-core machine (benchmarks/omp_wait_policy.py). So one thread per
+    fit, and parallelism comes from parallel trials (--n-jobs): `fit --preset default` on 5,000 molecules
+    went from 597 s to 262 s with --n-jobs 1 (benchmarks/parallel). Under OMP_WAIT_POLICY=ACTIVE the
+    budget ``n_threads`` is used."""
+    return 1 if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" else max(1, n_threads)
 
 @register_learner
 class LightGBM(Learner):
@@ -44,7 +55,8 @@ class LightGBM(Learner):
             "min_child_samples": p["min_child_samples"], "feature_fraction": p["feature_fraction"],
             "bagging_fraction": p["bagging_fraction"], "bagging_freq": 1 if p["bagging_fraction"] < 1 else 0,
             "lambda_l2": p["lambda_l2"], "lambda_l1": p["lambda_l1"], "seed": self.seed,
-            "num_threads": self.n_threads, "deterministic": True, "force_col_wise": True, "verbose": -1,
+            "num_threads": lightgbm_threads(self.n_threads), "deterministic": True, "force_col_wise": True,
+            "verbose": -1,
             "max_bin": 63, "feature_pre_filter": False,
         }
 
@@ -59,7 +71,7 @@ class LightGBM(Learner):
         return self
 
     def predict(self, X):
-        return self.booster_.predict(np.asarray(X, np.float32), num_threads=self.n_threads)
+        return self.booster_.predict(np.asarray(X, np.float32), num_threads=lightgbm_threads(self.n_threads))
 
     def _save_state(self, path: Path):
         self.booster_.save_model(str(path / "model.txt"))

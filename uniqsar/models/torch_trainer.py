@@ -40,6 +40,18 @@ class TrainConfig:
     #: bucketing (equal sizes everywhere -> fully random batches); False: the same batches
     reshuffle: bool = False
 
+    @classmethod
+    def from_learner(cls, learner, **overrides) -> "TrainConfig":
+        """The config of a torch learner: every field it has a parameter for (``learner._param``), plus its
+        seed and thread budget; ``overrides`` win."""
+        from dataclasses import fields
+
+        values = {"seed": learner.seed, "n_threads": learner.n_threads}
+        for f in fields(cls):
+            if f.name in learner.defaults or f.name in learner.fixed_defaults:
+                values[f.name] = type(getattr(cls, f.name))(learner._param(f.name))
+        return cls(**{**values, **overrides})
+
 
 def resolve_device(device: str) -> str:
     if device == "auto":
@@ -125,7 +137,8 @@ class Trainer:
             return nn.functional.binary_cross_entropy_with_logits(out, y)
         return nn.functional.mse_loss(out, y)
 
-    def predict_raw(self, model: nn.Module, items: list, sizes: Sequence[int], batch_size: int | None = None) -> np.ndarray:
+    def predict_raw(self, model: nn.Module, items: list, sizes: Sequence[int],
+                    batch_size: int | None = None) -> np.ndarray:
         model.eval()
         out = np.empty(len(items))
         with torch.inference_mode():

@@ -133,11 +133,7 @@ class SmilesTransformerLearner(Learner):
             prm.requires_grad = not (frozen and name.startswith(frozen))
 
     def _trainer(self, rng: np.random.Generator | None = None):
-        cfg = TrainConfig(lr=float(self._param("lr")), head_lr_mult=float(self._param("head_lr_mult")),
-                          weight_decay=float(self._param("weight_decay")), epochs=int(self._param("epochs")),
-                          batch_size=int(self._param("batch_size")), warmup_frac=float(self._param("warmup_frac")),
-                          patience=int(self._param("patience")), grad_clip=float(self._param("grad_clip")), seed=self.seed,
-                          n_threads=self.n_threads, device=str(self._param("device")), verbose=bool(self._param("verbose")))
+        cfg = TrainConfig.from_learner(self)
         tok, max_len, p_rand = self.tokenizer_, self.config_.max_len, float(self._param("random_smiles_prob"))
 
         def train_collate(items):  # item: (mol, canonical ids); a fresh randomized SMILES with probability p_rand

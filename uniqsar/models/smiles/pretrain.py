@@ -109,7 +109,8 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
              exclude=(), threads: int | None = None, limit: int | None = None, verbose: bool = True,
              device: str = "cpu") -> dict:
     """Pretrain (or resume) into folder `out`; returns the model card. max_steps / limit override the recipe's
-    train.max_steps / data.limit; threads: torch threads (n_jobs is accepted for CLI symmetry, unused); device: cpu, cuda[:N] or auto."""
+    train.max_steps / data.limit; threads: torch threads (n_jobs is accepted for CLI symmetry, unused);
+    device: cpu, cuda[:N] or auto."""
     r = recipe if isinstance(recipe, SmilesPretrainRecipe) else load_smiles_recipe(recipe)
     if limit is not None:
         r = replace(r, data=replace(r.data, limit=int(limit)))

@@ -77,7 +77,8 @@ def resolve_spec(weights="default", arch: dict | None = None) -> dict:
                 raise ValueError("arch overrides apply to random initialisations only, not to a checkpoint")
             return {"kind": "file", "path": DEFAULT_CHECKPOINT, "name": "default"}
         _warn_once("default", "SMILES-transformer weights 'default' = RANDOM initialisation (no pretrained "
-                              f"default checkpoint: {DEFAULT_CHECKPOINT} is missing from this install); embeddings carry no pretrained "
+                              f"default checkpoint: {DEFAULT_CHECKPOINT} is missing from this install); "
+                              "embeddings carry no pretrained "
                               "knowledge")
         return {"kind": "random", "config": _with(default_config(), arch), "name": "default"}
     if low == "random":

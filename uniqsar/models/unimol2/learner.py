@@ -114,7 +114,8 @@ class UniMol2Learner(Learner):
 
         feats, _ = cached_featurize([str(s) for s in smiles], n_jobs=max(1, self.n_threads),
                                     seed=int(self._param("conformer_seed")),
-                                    n_conformers=int(self._param("n_conformers")), max_atoms=int(self._param("max_atoms")),
+                                    n_conformers=int(self._param("n_conformers")),
+                                    max_atoms=int(self._param("max_atoms")),
                                     crop_seed=self.seed)
         return feats
 
@@ -146,11 +147,7 @@ class UniMol2Learner(Learner):
     def _trainer(self, rng):
         from .features import collate
 
-        cfg = TrainConfig(lr=float(self._param("lr")), head_lr_mult=float(self._param("head_lr_mult")),
-                          weight_decay=float(self._param("weight_decay")), epochs=int(self._param("epochs")),
-                          batch_size=int(self._param("batch_size")), warmup_frac=float(self._param("warmup_frac")),
-                          patience=int(self._param("patience")), grad_clip=float(self._param("grad_clip")), seed=self.seed,
-                          n_threads=self.n_threads, device=str(self._param("device")), verbose=bool(self._param("verbose")))
+        cfg = TrainConfig.from_learner(self)
 
         def train_collate(items):  # item = a molecule's list of conformers: a random one (augmentation)
             return collate([confs[int(rng.integers(len(confs)))] for confs in items])

@@ -88,12 +88,15 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
     m = dict(d.get("model", {}))
     size = m.pop("size", "tiny")
     try:
-        cfg = get_config(size, **typed_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True, num_classes=0)
+        cfg = get_config(size, **typed_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True,
+                         num_classes=0)
     except (KeyError, TypeError) as e:
         raise ValueError(f"recipe {name!r} [model]: {e}") from None
-    r = PretrainRecipe(name, cfg, DataSpec(**typed_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
-                       ObjectiveSpec(**typed_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
-                       TrainSpec(**typed_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
+    def section(cls, key):
+        return cls(**typed_section(cls, d.get(key, {}), f"recipe {name!r} [{key}]"))
+
+    r = PretrainRecipe(name, cfg, section(DataSpec, "data"), section(ObjectiveSpec, "objective"),
+                       section(TrainSpec, "train"))
     o, t, da = r.objective, r.train, r.data
     probs = {"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
              "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction}

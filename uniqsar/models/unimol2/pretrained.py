@@ -67,7 +67,8 @@ def resolve_spec(weights="default", arch: dict | None = None) -> dict:
                                  "shipped default checkpoint")
             return {"kind": "file", "path": DEFAULT_CHECKPOINT, "name": "default"}
         _warn_once("default", "Uni-Mol2 weights 'default' = RANDOM initialisation of the small config "
-                              f"(the shipped checkpoint {DEFAULT_CHECKPOINT} is missing from this install); embeddings carry no "
+                              f"(the shipped checkpoint {DEFAULT_CHECKPOINT} is missing from this install); "
+                              "embeddings carry no "
                               "pretrained knowledge")
         return {"kind": "random", "config": _with(DEFAULT_CONFIG, arch), "name": "default"}
     if low == "random" or low.startswith("random:"):
