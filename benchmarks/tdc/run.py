@@ -49,14 +49,25 @@ def data_dir(arg: str | None) -> Path:
 
 
 def target_transform(preset: str, task: str) -> str:
-    """MapLight log-scales exactly its 4 log tasks; uniqsar presets choose by themselves."""
-    if Path(preset).stem == "maplight":
+    """MapLight (and the maplight_cv diagnostic) log-scale exactly its 4 log tasks; uniqsar
+    presets choose by themselves."""
+    if Path(preset).stem in ("maplight", "maplight_cv"):
         return "log10p1" if TASKS[task].log_scale else "none"
     return "auto"
 
 
 def progress(msg: str) -> None:
     print(f"[tdc {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def best_cv_per_model(leaderboard: Path) -> dict[str, float]:
+    """Best cross-validated (OOF) score of each learner x feature set in the run: the per-learner
+    evidence for why an ensemble wins or loses. Empty for runs without CV (maplight)."""
+    if not leaderboard.is_file():
+        return {}
+    lb = pd.read_csv(leaderboard)
+    lb = lb[(lb["candidate"] != "ENSEMBLE") & (lb["rank_in_study"] == 1)]
+    return {f"{r.learner}__{r.features}": round(float(r.cv_score), 4) for r in lb.itertuples()}
 
 
 def run_one(task: str, seed: int, args, root: Path) -> dict:
@@ -103,6 +114,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         data_rep = read_json(run_dir / "data_report.json")
         train_canon = set(pd.read_csv(run_dir / "oof.csv")["smiles"])  # canonical SMILES fitted
         n_overlap = int(sum(s in train_canon for s in canonical))
+        learner_cv = best_cv_per_model(run_dir / "leaderboard.csv")
     finally:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
@@ -116,7 +128,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         "n_test": int(len(test)), "n_fallback": int(bad.sum()), "fallback_value": fallback_value,
         "n_test_canonical_in_train": n_overlap,
         "cv_score": metrics.get("cv_score_ensemble"), "cv_score_best_single": metrics.get("cv_score_best_single"),
-        "best_single": metrics.get("best_single"),
+        "best_single": metrics.get("best_single"), "learner_cv": learner_cv,
         "uniqsar_version": __version__, "versions": manifest.get("versions"),
         "run_dir": str(run_dir) if args.keep_runs else None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -126,7 +126,7 @@ def corpus_split(out: Path, corpus, data, seed: int, exclude, say, verbose: bool
 
     smiles, is_val, stats = read_corpus(corpus, smiles_col=data.smiles_col or None, limit=data.limit or None,
                                         subsample=data.subsample or None, seed=seed, exclude=exclude,
-                                        val_fraction=data.val_fraction, verbose=verbose)
+                                        val_fraction=data.val_fraction, verbose=verbose, offset=data.offset)
     write_corpus(out, smiles, is_val, stats)
     return smiles, is_val, stats
 

@@ -140,6 +140,16 @@ def test_exclusion_guard_and_split(tmp_path, corpus):
     assert (rev == is_val).all() and 0 < is_val.sum() < len(smiles)
 
 
+def test_corpus_offset_and_limit(tmp_path, corpus):
+    from uniqsar.models.unimol2.pretrain_data import canonical_forms
+
+    smiles, _, stats = read_corpus(corpus, offset=3, limit=4, verbose=False)
+    assert smiles == [canonical_forms(s)[0] for s in SMILES[3:7]] and stats["offset"] == 3
+    smi = tmp_path / "c.smi"
+    smi.write_text("\n".join(f"{s} id{k}" for k, s in enumerate(SMILES)) + "\n")
+    assert read_corpus(smi, offset=20, verbose=False)[0] == [canonical_forms(s)[0] for s in SMILES[20:]]
+
+
 def test_recipe_validation():
     with pytest.raises(ValueError, match="unknown key"):
         recipe_from_dict({"train": {"max_step": 3}})
@@ -149,6 +159,8 @@ def test_recipe_validation():
         recipe_from_dict({"objective": {"drop_feat_prob": 1.5}})
     with pytest.raises(ValueError, match="expected"):
         recipe_from_dict({"train": {"batch_size": "8"}})
+    with pytest.raises(ValueError, match="offset and limit"):
+        recipe_from_dict({"data": {"offset": -1}})
     small = load_pretrain_recipe("small")
     from uniqsar.models.unimol2.model import UniMol2
 
@@ -182,6 +194,36 @@ def test_pretrain_tiny_decreases_and_exports(tmp_path, corpus):
     with pytest.warns(UserWarning, match="planned for 30 steps, this run for 34"):
         pretrain(r, corpus, out, resume=True, max_steps=34, verbose=False)
     assert [int(x["step"]) for x in csv.DictReader(open(out / "losses.csv"))] == list(range(1, 35))
+
+
+def test_continued_pretraining_starts_from_given_weights(tmp_path, corpus):
+    from uniqsar.models.weights_identity import file_sha256
+
+    r = load_pretrain_recipe("tiny")
+    r = replace(r, data=replace(r.data, val_fraction=0.15), train=replace(r.train, max_steps=6, batch_size=8))
+    pretrain(r, corpus, tmp_path / "a", verbose=False)
+    first = tmp_path / "a" / "checkpoint.pt"
+    sha = file_sha256(first)
+    # zero steps of continued training (lr ~ 0) must give back the source weights exactly
+    cont = replace(r, train=replace(r.train, init_weights=str(first), init_sha256=sha, max_steps=1, lr=1e-30,
+                                    warmup_steps=0, end_lr=0.0, weight_decay=0.0))
+    card = pretrain(cont, corpus, tmp_path / "b", verbose=False)
+    assert card["init_weights"] == {"weights": str(first), "path": str(first), "sha256": sha}
+    a, b = load_unimol2(first)[0].state_dict(), load_unimol2(tmp_path / "b" / "checkpoint.pt")[0].state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    from uniqsar.models.unimol2.model import UniMol2
+
+    torch.manual_seed(r.train.seed)  # what a from-scratch run of this recipe starts from: not the source
+    init = UniMol2(r.model).state_dict()
+    assert not all(torch.allclose(a[k], init[k], atol=1e-6) for k in a)
+    with pytest.raises(ValueError, match="does not match"):
+        pretrain(replace(cont, train=replace(cont.train, init_sha256="0" * 64)), corpus, tmp_path / "d", verbose=False)
+    small = load_pretrain_recipe("small")
+    with pytest.raises(ValueError, match="architecture differs"):
+        pretrain(replace(small, train=replace(small.train, init_weights=str(first), max_steps=1)), corpus,
+                 tmp_path / "e", verbose=False)
+    with pytest.raises(ValueError, match="init_sha256 is set"):
+        recipe_from_dict({"train": {"init_sha256": sha}})
 
 
 def test_descriptor_scaler_clips_standardizes_and_fills():

@@ -19,7 +19,8 @@ KIND = "smiles_transformer"
 @dataclass(frozen=True)
 class DataSpec:
     smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
-    limit: int = 0  # read only the first `limit` rows (0 = all)
+    offset: int = 0  # skip this many data rows first (e.g. continued pretraining on molecules not yet seen)
+    limit: int = 0  # then read only `limit` rows (0 = all)
     subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
     val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
     val_max: int = 2048  # validation molecules actually evaluated

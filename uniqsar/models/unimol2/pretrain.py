@@ -44,6 +44,39 @@ from .pretrain_recipe import (  # noqa: F401  (DataSpec, TrainSpec, recipe_from_
 TERMS = ("loss", "mlm", "coord", "dist", "aux")
 
 
+# ----------------------------------------------------------------------------------------- init
+
+
+def init_from_weights(model: UniMol2, t: TrainSpec, say) -> dict:
+    """Continued pretraining: copy every weight (backbone and pretraining heads) from `t.init_weights` into
+    `model`. The checkpoint's architecture (dropout rates aside) must equal the recipe's; its file hash is checked against
+    `t.init_sha256` if given. Returns {"weights", "path", "sha256"} for the model card."""
+    from .pretrained import resolve_spec
+    from .weights import load_unimol2
+
+    spec = resolve_spec(t.init_weights)
+    if spec["kind"] != "file":
+        raise ValueError(f"train.init_weights = {t.init_weights!r} resolves to a random initialisation, "
+                         "not to a checkpoint file")
+    sha = file_sha256(spec["path"])
+    if t.init_sha256 and sha != t.init_sha256:
+        raise ValueError(f"train.init_weights {spec['path']}: sha256 {sha} does not match the recipe's "
+                         f"init_sha256 {t.init_sha256}")
+    src, _ = load_unimol2(spec["path"], lm_head=True)
+    want, got = model.cfg.to_dict(), src.cfg.to_dict()
+    diff = {k: (got.get(k), v) for k, v in want.items()
+            if got.get(k) != v and k != "num_classes" and "dropout" not in k}  # dropouts may change
+    if diff:
+        raise ValueError(f"train.init_weights {spec['path']}: architecture differs from the recipe's "
+                         f"(checkpoint, recipe): {diff}")
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or [k for k in missing if not k.startswith("movement_pred_head.")]:
+        raise ValueError(f"train.init_weights {spec['path']}: missing {missing}, unexpected {unexpected}")
+    say(f"init: weights from {spec['path']} (sha256 {sha[:12]}...)" +
+        (f"; fresh: {sorted({k.split('.')[0] for k in missing})}" if missing else ""))
+    return {"weights": t.init_weights, "path": str(spec["path"]), "sha256": sha}
+
+
 # ----------------------------------------------------------------------------------------- losses
 
 
@@ -126,6 +159,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     model = UniMol2(r.model)  # init_bert_params in the constructor
     with torch.no_grad():
         model.lm_head.weight.normal_(0.0, 0.02)  # a plain Parameter: not covered by init_bert_params
+    init = init_from_weights(model, t, say) if t.init_weights else None
     aux_head = torch.nn.Linear(r.model.embed_dim, store.arrays["desc"].shape[1]) if o.aux_descriptors else None
     model.to(device)
     if aux_head is not None:
@@ -251,6 +285,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
                  "conformer_failures": int(len(store.failed)), "mean_heavy_atoms": float(sizes.mean()),
                  "descriptors": desc_names if aux_head is not None else [],
                  "descriptor_scaler": norm.to_dict() if aux_head is not None else {}},
+        "init_weights": init,
         "steps": step,
         "epochs": round(mols_seen / max(1, len(train_pos)), 3),
         "molecules_seen": mols_seen,

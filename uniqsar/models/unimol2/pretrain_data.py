@@ -44,20 +44,23 @@ SMILES_CANDIDATES = ("smiles", "canonical_smiles", "drug", "smi")
 # ----------------------------------------------------------------------------------------- corpus + guard
 
 
-def _smiles_column(path: Path, smiles_col: str | None = None, nrows: int | None = None) -> list[str]:
-    """SMILES strings of a CSV/CSV.gz/TSV (column auto-detected) or a .smi/.txt file (first token per line)."""
+def _smiles_column(path: Path, smiles_col: str | None = None, nrows: int | None = None, skip: int = 0) -> list[str]:
+    """SMILES strings of a CSV/CSV.gz/TSV (column auto-detected) or a .smi/.txt file (first token per line):
+    data rows skip .. skip + nrows (nrows None = to the end)."""
     import pandas as pd
 
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".smi", ".txt")):
-        out = []
+        out, n_seen = [], 0
         with (__import__("gzip").open(path, "rt") if path.name.endswith(".gz") else open(path)) as fh:
             for line in fh:
-                if line.strip() and (nrows is None or len(out) < nrows):
-                    out.append(line.split()[0])
+                if line.strip():
+                    n_seen += 1
+                    if n_seen > skip and (nrows is None or len(out) < nrows):
+                        out.append(line.split()[0])
         return out
     sep = "\t" if name.endswith((".tsv", ".tab")) else ","
-    df = pd.read_csv(path, sep=sep, nrows=nrows)
+    df = pd.read_csv(path, sep=sep, nrows=nrows, skiprows=range(1, skip + 1) if skip else None)
     if smiles_col is None:
         lower = {str(c).lower(): c for c in df.columns}
         smiles_col = next((lower[c] for c in SMILES_CANDIDATES if c in lower), None)
@@ -115,7 +118,7 @@ def hash_split(smiles: list[str], val_fraction: float, seed: int) -> np.ndarray:
 
 
 def read_corpus(path, *, smiles_col=None, limit=None, subsample=None, seed=0, exclude=(), val_fraction=0.02,
-                verbose=True) -> tuple[list[str], np.ndarray, dict]:
+                verbose=True, offset=0) -> tuple[list[str], np.ndarray, dict]:
     """Canonical, deduplicated corpus with excluded molecules removed. Returns (smiles, is_val, stats)."""
     from rdkit import RDLogger
 
@@ -123,7 +126,7 @@ def read_corpus(path, *, smiles_col=None, limit=None, subsample=None, seed=0, ex
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus not found: {path}")
-    raw = _smiles_column(path, smiles_col, nrows=limit or None)
+    raw = _smiles_column(path, smiles_col, nrows=limit or None, skip=offset)
     if subsample and subsample < len(raw):
         keep = np.sort(np.random.default_rng(seed).choice(len(raw), size=subsample, replace=False))
         raw = [raw[i] for i in keep]
@@ -144,7 +147,7 @@ def read_corpus(path, *, smiles_col=None, limit=None, subsample=None, seed=0, ex
     if not smiles:
         raise ValueError(f"{path}: no usable molecules left (invalid {n_invalid}, excluded {n_excluded})")
     is_val = hash_split(smiles, val_fraction, seed)
-    stats = {"source": str(path), "rows_read": len(raw), "invalid": n_invalid, "excluded": n_excluded,
+    stats = {"source": str(path), "offset": int(offset), "rows_read": len(raw), "invalid": n_invalid, "excluded": n_excluded,
              "duplicates": n_dup, "n_molecules": len(smiles), "n_val": int(is_val.sum()),
              "exclusion_files": [str(f) for f in exclude or ()], "n_blocked_forms": len(blocked)}
     if verbose:

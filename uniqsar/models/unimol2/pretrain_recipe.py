@@ -22,7 +22,8 @@ RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
 @dataclass(frozen=True)
 class DataSpec:
     smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
-    limit: int = 0  # read only the first `limit` rows (0 = all)
+    offset: int = 0  # skip this many data rows first (e.g. continued pretraining on molecules not yet seen)
+    limit: int = 0  # then read only `limit` rows (0 = all)
     subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
     val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
     val_max: int = 512  # validation molecules actually evaluated
@@ -66,6 +67,11 @@ class TrainSpec:
     val_every: int = 500
     checkpoint_every: int = 500
     mode: str = "correct"
+    # Continued pretraining: start from these weights ("default", a checkpoint path or a released size
+    # name) instead of a fresh Uni-Core init; the optimizer and schedule start fresh. init_sha256, if set,
+    # must match the file (a recipe names exact weights, not whatever "default" is at the time).
+    init_weights: str = ""
+    init_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,14 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
             raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
     if o.aux_set not in ("basic", "rdkit"):
         raise ValueError(f"recipe {name!r}: objective.aux_set must be 'basic' or 'rdkit', got {o.aux_set!r}")
+    if t.init_sha256 and not t.init_weights:
+        raise ValueError(f"recipe {name!r}: train.init_sha256 is set but train.init_weights is empty")
     if t.mode not in ("correct", "reference"):
         raise ValueError(f"recipe {name!r}: train.mode must be 'correct' or 'reference'")
-    if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise) < 0:
-        raise ValueError(f"recipe {name!r}: loss weights, warmup_steps, clip_norm and noise must be >= 0")
+    if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise, da.offset,
+           da.limit) < 0:
+        raise ValueError(f"recipe {name!r}: loss weights, warmup_steps, clip_norm, noise, offset and limit "
+                         "must be >= 0")
     return r
 
 
