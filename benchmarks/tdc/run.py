@@ -60,14 +60,19 @@ def progress(msg: str) -> None:
     print(f"[tdc {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def best_cv_per_model(leaderboard: Path) -> dict[str, float]:
-    """Best cross-validated (OOF) score of each learner x feature set in the run: the per-learner
-    evidence for why an ensemble wins or loses. Empty for runs without CV (maplight)."""
+def learner_evidence(leaderboard: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """From the run's leaderboard: the best cross-validated (OOF) score of each learner x feature set, and
+    for each one the ensemble holds, the nested-CV score of the ensemble rebuilt without it (what it adds).
+    The per-learner evidence for why an ensemble wins or loses; empty for runs without CV (maplight)."""
     if not leaderboard.is_file():
-        return {}
+        return {}, {}
     lb = pd.read_csv(leaderboard)
-    lb = lb[(lb["candidate"] != "ENSEMBLE") & (lb["rank_in_study"] == 1)]
-    return {f"{r.learner}__{r.features}": round(float(r.cv_score), 4) for r in lb.itertuples()}
+    lb = lb[lb["candidate"] != "ENSEMBLE"]
+    best = {f"{r.learner}__{r.features}": round(float(r.cv_score), 4)
+            for r in lb[lb["rank_in_study"] == 1].itertuples()}
+    used = lb[(lb["weight"] > 0) & lb["ensemble_cv_without_model"].notna()]
+    without = {r.candidate: round(float(r.ensemble_cv_without_model), 4) for r in used.itertuples()}
+    return best, without
 
 
 def run_one(task: str, seed: int, args, root: Path) -> dict:
@@ -114,7 +119,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         data_rep = read_json(run_dir / "data_report.json")
         train_canon = set(pd.read_csv(run_dir / "oof.csv")["smiles"])  # canonical SMILES fitted
         n_overlap = int(sum(s in train_canon for s in canonical))
-        learner_cv = best_cv_per_model(run_dir / "leaderboard.csv")
+        learner_cv, ensemble_cv_without = learner_evidence(run_dir / "leaderboard.csv")
     finally:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
@@ -129,6 +134,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         "n_test_canonical_in_train": n_overlap,
         "cv_score": metrics.get("cv_score_ensemble"), "cv_score_best_single": metrics.get("cv_score_best_single"),
         "best_single": metrics.get("best_single"), "learner_cv": learner_cv,
+        "ensemble_cv_without": ensemble_cv_without,
         "uniqsar_version": __version__, "versions": manifest.get("versions"),
         "run_dir": str(run_dir) if args.keep_runs else None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
