@@ -10,10 +10,13 @@ train_val (`learner_cv` in its seed JSONs; mean over seeds): the ensemble's nest
 single learner x features and its CV score, and, if `--maplight-cv` is given, MapLight's model scored on
 the same folds (`maplight_cv.toml`, same TDC seeds). Verdict:
 
-* ``MapLight better in CV``: CatBoost on MapLight's features beats every uniqsar learner on the same folds,
-  so the loss is the learner/feature set, not chance.
-* ``uniqsar >= MapLight in CV``: on the same folds uniqsar is at least as good; the test loss is the
-  CV-to-test gap (scaffold shift, small test set).
+* ``MapLight better in CV``: CatBoost on MapLight's features beats uniqsar's ensemble (its nested-CV score)
+  on the same folds, so the loss is the learners/feature sets, not chance.
+* ``uniqsar >= MapLight in CV``: on the same folds uniqsar's ensemble is at least as good; the test loss is
+  the CV-to-test gap (scaffold shift, small test set).
+
+Both verdict scores are honest: MapLight's one untuned configuration, and the ensemble's nested CV. The best
+single learner's CV (shown for information) is the best of its Optuna trials on those folds, so optimistic.
 * ``no same-fold MapLight CV``: not measured for this task.
 """
 
@@ -65,7 +68,7 @@ def diagnose(preset_dir, maplight_dir, maplight_cv_dir=None) -> tuple[list[dict]
         cv_ens = _mean([r.get("cv_score") for r in o])
         if np.isnan(cv_ml):
             verdict = "no same-fold MapLight CV"
-        elif report.better(task, cv_ml, pick(cv_ens, lcv[best]) if best else cv_ens):
+        elif report.better(task, cv_ml, cv_ens):
             verdict = "MapLight better in CV"
         else:
             verdict = "uniqsar >= MapLight in CV"

@@ -67,6 +67,8 @@ def learner_evidence(leaderboard: Path) -> tuple[dict[str, float], dict[str, flo
     if not leaderboard.is_file():
         return {}, {}
     lb = pd.read_csv(leaderboard)
+    if not {"rank_in_study", "weight", "ensemble_cv_without_model"} <= set(lb.columns):
+        return {}, {}  # no cross-validation in this run (maplight): nothing out-of-fold to report
     lb = lb[lb["candidate"] != "ENSEMBLE"]
     best = {f"{r.learner}__{r.features}": round(float(r.cv_score), 4)
             for r in lb[lb["rank_in_study"] == 1].itertuples()}
