@@ -217,7 +217,8 @@ def test_continued_pretraining_starts_from_given_weights(tmp_path, corpus):
     init = UniMol2(r.model).state_dict()
     assert not all(torch.allclose(a[k], init[k], atol=1e-6) for k in a)
     with pytest.raises(ValueError, match="does not match"):
-        pretrain(replace(cont, train=replace(cont.train, init_sha256="0" * 64)), corpus, tmp_path / "d", verbose=False)
+        pretrain(replace(cont, train=replace(cont.train, init_sha256="0" * 64)), corpus, tmp_path / "d",
+                 verbose=False)
     small = load_pretrain_recipe("small")
     with pytest.raises(ValueError, match="architecture differs"):
         pretrain(replace(small, train=replace(small.train, init_weights=str(first), max_steps=1)), corpus,

@@ -49,8 +49,8 @@ TERMS = ("loss", "mlm", "coord", "dist", "aux")
 
 def init_from_weights(model: UniMol2, t: TrainSpec, say) -> dict:
     """Continued pretraining: copy every weight (backbone and pretraining heads) from `t.init_weights` into
-    `model`. The checkpoint's architecture (dropout rates aside) must equal the recipe's; its file hash is checked against
-    `t.init_sha256` if given. Returns {"weights", "path", "sha256"} for the model card."""
+    `model`. The checkpoint's architecture (dropout rates aside) must equal the recipe's; its file hash is
+    checked against `t.init_sha256` if given. Returns {"weights", "path", "sha256"} for the model card."""
     from .pretrained import resolve_spec
     from .weights import load_unimol2
 
