@@ -114,11 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the Markdown here (default: stdout)")
     a = ap.parse_args(argv)
     rows, n = diagnose(a.preset_dir, a.maplight, a.maplight_cv)
-    text = markdown(rows, n, Path(a.preset_dir).name)
-    if a.out:
-        Path(a.out).write_text(text)
-    else:
-        sys.stdout.write(text)
+    report.emit(markdown(rows, n, Path(a.preset_dir).name), a.out)
     return 0
 
 

@@ -178,6 +178,14 @@ def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
     return "\n".join(lines) + "\n"
 
 
+def emit(text: str, out: str | None) -> None:
+    """Write a Markdown report to ``out``, or to stdout if no path is given."""
+    if out:
+        Path(out).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="+", help="result dirs written by run.py")
@@ -190,10 +198,7 @@ def main(argv=None) -> int:
         if len(args.dirs) != 1:
             ap.error("--bar takes one result dir")
         text = bar_markdown(summarize_dir(args.dirs[0]), args.bar)
-        if args.out:
-            Path(args.out).write_text(text)
-        else:
-            sys.stdout.write(text)
+        emit(text, args.out)
         return 0
     if len(args.dirs) == 1 and not args.names:
         s = write_summary(args.dirs[0])
@@ -202,10 +207,7 @@ def main(argv=None) -> int:
     if args.names and len(args.names) != len(args.dirs):
         ap.error("--names needs one name per dir")
     text = compare_markdown(args.dirs, args.names)
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
-        sys.stdout.write(text)
+    emit(text, args.out)
     return 0
 
 
