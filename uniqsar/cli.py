@@ -123,6 +123,9 @@ def info_text(path) -> str:
         else:
             lines.append(f"  ensemble CV {r['metric']} (nested, honest): {r['cv_score_ensemble']:.4f}; "
                          f"best single learner {r['best_single']}: {r['cv_score_best_single']:.4f}")
+        for d in r.get("dropped_models", []):
+            lines.append(f"  dropped from the stack: {d['model']} (nested CV {d['cv_with']:.4f} with it, "
+                         f"{d['cv_without']:.4f} without)")
         cols = ["candidate", "cv_score", "weight", "n_trials", "ensemble_cv_without_model"]
         sub = board[board["target"] == t][[c for c in cols if c in board]]
         if "ensemble_cv_without_model" in sub:  # older runs have no ablation column

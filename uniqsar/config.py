@@ -49,6 +49,7 @@ class Recipe:
     ensemble: str = "auto"  # auto (best nested CV of greedy/best/mean) | greedy | best | mean
     ensemble_size: int = 50  # greedy selection rounds
     top_trials: int = 3  # best trials of each model kept as stacking candidates
+    drop_models: bool = True  # backward elimination: drop models whose removal improves the nested CV score
     final: str = "refit"  # refit on all data | folds (average the CV fold models)
     pruning: bool = True
 
@@ -79,7 +80,8 @@ class Recipe:
                  **({} if m.search else {"search": False})}
                 for m in self.models
             ],
-            "ensemble": {"method": self.ensemble, "size": self.ensemble_size, "top_trials": self.top_trials},
+            "ensemble": {"method": self.ensemble, "size": self.ensemble_size, "top_trials": self.top_trials,
+                         "drop_models": self.drop_models},
             "final": {"mode": self.final},
             "tuning": {"pruning": self.pruning},
         }
@@ -88,7 +90,7 @@ class Recipe:
 SECTION_KEYS = {
     "cv": {"n_folds", "split"},
     "models": {"learner", "features", "n_trials", "params", "name", "search"},
-    "ensemble": {"method", "size", "top_trials"},
+    "ensemble": {"method", "size", "top_trials", "drop_models"},
     "final": {"mode"},
     "tuning": {"pruning"},
 }
@@ -141,12 +143,14 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"recipe {name!r}: duplicate model ids {ids}; give them distinct `name`s")
     ens = d.get("ensemble", {})
+    if not isinstance(ens.get("drop_models", True), bool):
+        raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""),
         n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
-        top_trials=int(ens.get("top_trials", 3)),
+        top_trials=int(ens.get("top_trials", 3)), drop_models=bool(ens.get("drop_models", True)),
         final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
     )
     if recipe.ensemble not in {"auto", "greedy", "best", "mean"}:

@@ -56,6 +56,21 @@ def target_transform(preset: str, task: str) -> str:
     return "auto"
 
 
+def git_commit() -> str | None:
+    """The checkout's commit the result was produced by, "+dirty" if uniqsar/ has uncommitted changes."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--", str(REPO / "uniqsar"))
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def progress(msg: str) -> None:
     print(f"[tdc {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -136,8 +151,9 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         "n_test_canonical_in_train": n_overlap,
         "cv_score": metrics.get("cv_score_ensemble"), "cv_score_best_single": metrics.get("cv_score_best_single"),
         "best_single": metrics.get("best_single"), "learner_cv": learner_cv,
-        "ensemble_cv_without": ensemble_cv_without,
-        "uniqsar_version": __version__, "versions": manifest.get("versions"),
+        "ensemble_cv_without": ensemble_cv_without, "dropped_models": metrics.get("dropped_models", []),
+        "uniqsar_version": __version__, "git_commit": git_commit(),
+        "versions": manifest.get("versions"),
         "run_dir": str(run_dir) if args.keep_runs else None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -140,21 +140,35 @@ def test_multi_target(tmp_path):
 
 def test_leaderboard_reports_what_each_model_adds(reg_run):
     from uniqsar.ensemble.greedy import choose_method
-    from uniqsar.metrics import score
+    from uniqsar.metrics import METRICS, score
 
     _, _, out = reg_run
     board = pd.read_csv(out / "leaderboard.csv")
     ens = json.loads((out / "targets" / "Y" / "ensemble.json").read_text())
     rows = board[board["candidate"] != "ENSEMBLE"]
     models = {c.split("#")[0] for c in rows["candidate"]}
-    assert len(models) >= 2 and set(ens["cv_score_nested_without_model"]) == models
-    # recompute one entry from the saved out-of-fold predictions
+    dropped = {d["model"] for d in ens["dropped_models"]}
+    kept_models = models - dropped  # a sole remaining model has no "without" score
+    assert len(models) >= 2 and set(ens["cv_score_nested_without_model"]) == dropped | (
+        kept_models if len(kept_models) >= 2 else set())
+    # recompute each entry from the saved out-of-fold predictions (after any backward elimination)
     oof = pd.read_csv(out / "targets" / "Y" / "oof.csv")
-    model_id = sorted(models)[0]
-    keep = [c for c in rows["candidate"] if not c.startswith(model_id + "#")]
-    _, nested, _ = choose_method(("greedy",), oof[keep].to_numpy(), oof["y"].to_numpy(),  # tiny_recipe: greedy,
-                                 oof["fold"].to_numpy(), ens["metric"], 10)                # size 10
-    expected = score(ens["metric"], oof["y"].to_numpy(), nested)
-    assert ens["cv_score_nested_without_model"][model_id] == pytest.approx(expected)
-    col = rows.loc[rows["candidate"].str.startswith(model_id + "#"), "ensemble_cv_without_model"]
-    assert np.allclose(col, expected)
+    for d in ens["dropped_models"]:
+        assert (d["cv_without"] > d["cv_with"]) == METRICS[ens["metric"]].greater_is_better
+    kept = [c for c in rows["candidate"] if c.split("#")[0] not in dropped]
+    assert rows.loc[~rows["candidate"].isin(kept), "weight"].eq(0).all()
+    for model_id in set(ens["cv_score_nested_without_model"]):
+        if model_id in dropped:
+            expected = ens["cv_score_nested"]  # not in the final stack
+        else:
+            keep = [c for c in kept if not c.startswith(model_id + "#")]
+            _, nested, _ = choose_method(("greedy",), oof[keep].to_numpy(), oof["y"].to_numpy(),  # tiny_recipe:
+                                         oof["fold"].to_numpy(), ens["metric"], 10)            # greedy, size 10
+            expected = score(ens["metric"], oof["y"].to_numpy(), nested)
+        assert ens["cv_score_nested_without_model"][model_id] == pytest.approx(expected)
+        col = rows.loc[rows["candidate"].str.startswith(model_id + "#"), "ensemble_cv_without_model"]
+        assert np.allclose(col, expected)
+    from uniqsar.cli import info_text
+
+    text = info_text(out)
+    assert all(f"dropped from the stack: {m}" in text for m in dropped)

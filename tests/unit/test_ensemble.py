@@ -139,3 +139,44 @@ def test_nested_score_close_to_clearly_best_column(seed):
         assert abs(nested - single) <= 0.1 * single, (method, nested, single)
     mean_score = score("mae", y, nested_predictions("mean", P, y, folds, "mae"))
     assert mean_score > 2 * score("mae", y, best)  # averaging in junk columns hurts
+
+
+def _stack_case(seed=0, n=300):
+    """Two informative models (2 columns each) and one pure-noise model with a large spread."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=n)
+    folds = np.arange(n) % 5
+    cols = [y + rng.normal(scale=0.5, size=n) for _ in range(4)] + [rng.normal(scale=5, size=n) for _ in range(2)]
+    groups = ["a", "a", "b", "b", "noise", "noise"]
+    return np.column_stack(cols), groups, y, folds
+
+
+def test_backward_elimination_drops_a_model_that_hurts_the_stack():
+    from uniqsar.ensemble.backward import stack_models, without_each_model
+
+    P, groups, y, folds = _stack_case()
+    kept = stack_models(P, groups, y, folds, "mae", ("mean",), 10, drop=False)
+    assert kept.dropped == [] and kept.columns == list(range(6))
+    assert kept.without == without_each_model(P, groups, y, folds, "mae", ("mean",), 10)
+    assert kept.without["noise"] < kept.cv  # the plain mean is much better without the noise model
+
+    st = stack_models(P, groups, y, folds, "mae", ("mean",), 10, drop=True)
+    assert [d["model"] for d in st.dropped] == ["noise"]
+    assert st.columns == [0, 1, 2, 3]
+    assert st.cv == pytest.approx(kept.without["noise"]) and st.cv < kept.cv
+    assert st.dropped[0]["cv_with"] == pytest.approx(kept.cv)
+    # no kept model's removal improves the final stack; a dropped model's entry is the final score
+    assert all(st.without[g] >= st.cv - 1e-12 for g in ("a", "b")) and st.without["noise"] == st.cv
+
+
+def test_backward_elimination_keeps_the_last_model_and_honours_higher_is_better():
+    from uniqsar.ensemble.backward import stack_models
+
+    P, groups, y, folds = _stack_case(seed=1)
+    yb = (y > 0).astype(float)
+    st = stack_models(P, groups, yb, folds, "roc_auc", ("greedy", "mean"), 10)
+    assert "noise" in [d["model"] for d in st.dropped] or st.without["noise"] <= st.cv
+    for d in st.dropped:  # each step improved a higher-is-better score
+        assert d["cv_without"] > d["cv_with"]
+    one = stack_models(P[:, :2], groups[:2], y, folds, "mae", ("mean",), 10)
+    assert one.dropped == [] and one.without == {} and one.columns == [0, 1]

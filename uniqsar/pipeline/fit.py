@@ -151,7 +151,7 @@ def fit(data, out, options: FitOptions) -> Path:
         ens = res["ensemble"]
         metrics[name] = {"metric": ens["metric"], "cv_score_ensemble": ens["cv_score_nested"],
                          "cv_score_best_single": ens["best_single"]["cv_score"], "best_single": ens["best_single"]["id"],
-                         "n_train": int(len(data_t.y))}
+                         "dropped_models": ens.get("dropped_models", []), "n_train": int(len(data_t.y))}
         timings[name] = round(time.time() - t0, 2)
 
     board = pd.DataFrame(rows)

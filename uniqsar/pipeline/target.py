@@ -13,7 +13,8 @@ from uniqsar.config import Recipe
 from uniqsar.data.dataset import TargetData
 from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
-from uniqsar.ensemble.greedy import choose_method, fit_weights
+from uniqsar.ensemble.backward import stack_models
+from uniqsar.ensemble.greedy import fit_weights
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
 from uniqsar.metrics import score
@@ -152,18 +153,22 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
 
     if not candidates:
         raise RuntimeError(f"target {data.name!r}: no learner finished a trial (time budget too small?)")
-    P = np.column_stack([c["oof"] for c in candidates])
     methods = ("greedy", "best", "mean") if recipe.ensemble == "auto" else (recipe.ensemble,)
-    method, nested, method_scores = choose_method(methods, P, data.y, folds, ctx.metric, recipe.ensemble_size)
-    weights = fit_weights(method, P, data.y, ctx.metric, recipe.ensemble_size)
-    ens_cv = score(ctx.metric, data.y, nested)
     best_single = max(candidates, key=lambda c: c["cv"]) if _higher(ctx.metric) else min(candidates, key=lambda c: c["cv"])
+    P = np.column_stack([c["oof"] for c in candidates])
+    stack = stack_models(P, [c["model"].id for c in candidates], data.y, folds, ctx.metric, methods,
+                         recipe.ensemble_size, drop=recipe.drop_models)
+    for d in stack.dropped:
+        log(f"  dropped {d['model']} from the stack: nested CV {ctx.metric} {d['cv_with']:.4f} with it, "
+            f"{d['cv_without']:.4f} without")
+    method, nested, method_scores, ens_cv, without = (stack.method, stack.nested, stack.method_scores, stack.cv,
+                                                      stack.without)
+    weights = np.zeros(len(candidates))
+    weights[stack.columns] = fit_weights(method, P[:, stack.columns], data.y, ctx.metric, recipe.ensemble_size)
     if len(methods) > 1:
         log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in method_scores.items()))
     log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
-
-    without = _ensemble_without_each_model(candidates, data.y, folds, ctx.metric, methods, recipe.ensemble_size)
     for model_id, v in without.items():
         log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({ens_cv - v:+.4f} from it)")
     weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
@@ -194,24 +199,10 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                 "cv_score_in_sample": score(ctx.metric, data.y, P @ weights),
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
                 "cv_score_nested_without_model": without,
+                "dropped_models": stack.dropped,
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
-
-
-def _ensemble_without_each_model(candidates: list, y: np.ndarray, folds: np.ndarray, metric: str, methods,
-                                 size: int) -> dict[str, float]:
-    """Nested-CV score of the ensemble rebuilt (method chosen again) without each model's candidates: what
-    every model (learner x feature view) adds to the stack, from out-of-fold predictions only."""
-    ids = list(dict.fromkeys(c["model"].id for c in candidates))
-    out = {}
-    if len(ids) < 2:
-        return out
-    for model_id in ids:
-        keep = [c["oof"] for c in candidates if c["model"].id != model_id]
-        _, nested, _ = choose_method(methods, np.column_stack(keep), y, folds, metric, size)
-        out[model_id] = score(metric, y, nested)
-    return out
 
 
 def _fit_within_budget(ctx: TargetContext, candidates: list, weights: np.ndarray, n_folds: int) -> np.ndarray:
