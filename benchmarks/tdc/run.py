@@ -30,6 +30,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402  (benchmarks/tdc/report.py)
+from ablation import predict_without_elimination  # noqa: E402  (benchmarks/tdc/ablation.py)
 
 from uniqsar import __version__  # noqa: E402
 from uniqsar.data.dataset import standardize_column  # noqa: E402
@@ -137,10 +138,16 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         train_canon = set(pd.read_csv(run_dir / "oof.csv")["smiles"])  # canonical SMILES fitted
         n_overlap = int(sum(s in train_canon for s in canonical))
         learner_cv, ensemble_cv_without = learner_evidence(run_dir / "leaderboard.csv")
+        # the same run's ensemble before backward elimination, on the same test rows (None: nothing dropped)
+        before = predict_without_elimination(run_dir, canonical, seed, args.cache_dir) if canonical else None
+        if before is not None:
+            pred_before = np.full(len(test), fallback_value)
+            pred_before[ok] = np.where(np.isfinite(before), before, fallback_value)
     finally:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
     score = evaluate(task, test["Y"].to_numpy(), pred)
+    score_before = evaluate(task, test["Y"].to_numpy(), pred_before) if before is not None else None
     return {
         "task": task, "seed": seed, "preset": args.preset, "metric": info.metric, "score": score,
         "seconds": round(seconds, 2), "seconds_fit": round(t_fit, 2),
@@ -152,6 +159,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         "cv_score": metrics.get("cv_score_ensemble"), "cv_score_best_single": metrics.get("cv_score_best_single"),
         "best_single": metrics.get("best_single"), "learner_cv": learner_cv,
         "ensemble_cv_without": ensemble_cv_without, "dropped_models": metrics.get("dropped_models", []),
+        "score_without_elimination": score_before,
         "uniqsar_version": __version__, "git_commit": git_commit(),
         "versions": manifest.get("versions"),
         "run_dir": str(run_dir) if args.keep_runs else None,

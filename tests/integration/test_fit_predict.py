@@ -172,3 +172,46 @@ def test_leaderboard_reports_what_each_model_adds(reg_run):
 
     text = info_text(out)
     assert all(f"dropped from the stack: {m}" in text for m in dropped)
+
+
+def test_tdc_ablation_predicts_the_ensemble_before_elimination(reg_run, tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from uniqsar.io.artifacts import read_json, write_json
+    from uniqsar.pipeline.predict import Run
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "tdc"))
+    from ablation import predict_without_elimination
+
+    out = reg_run[2]
+    smiles = pd.read_csv(out / "targets" / "Y" / "oof.csv")["smiles"].tolist()[:40]
+    final = Run(out).predict_canonical(smiles)["Y"]
+    ens = read_json(out / "targets" / "Y" / "ensemble.json")
+    assert ens["dropped_models"] and ens["without_elimination"]["cv_score_nested"] == ens["dropped_models"][0]["cv_with"]
+    # plumbing check: an "ensemble before elimination" equal to the final one predicts exactly like the run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    same = {**ens, "without_elimination": {"members": [{k: v for k, v in m.items() if k != "path"}
+                                                       for m in ens["members"]]}}
+    write_json(run / "targets" / "Y" / "ensemble.json", same)
+    assert np.allclose(predict_without_elimination(run, smiles, seed=3), final)
+    # a member the final ensemble lacks is refitted on the run's training molecules with its parameters
+    from uniqsar.featurize.cache import FeatureCache
+    from uniqsar.featurize.matrix import FeatureStore
+    from uniqsar.models.linear import Linear
+
+    extra = {"id": "linear__ecfp#t9", "learner": "linear", "features": ["ecfp"], "params": {"alpha": 3.0}}
+    mixed = [{**ens["members"][0], "weight": 0.5}, {**extra, "weight": 0.5}]
+    write_json(run / "targets" / "Y" / "ensemble.json", {**ens, "without_elimination": {"members": mixed}})
+    train = pd.read_csv(out / "targets" / "Y" / "oof.csv")
+    store = FeatureStore(read_json(out / "manifest.json")["featurizers"], FeatureCache(None), verbose=False)
+    lin = Linear("regression", seed=3, alpha=3.0).fit(store.matrix(["ecfp"], train["smiles"].tolist()),
+                                                      train["y"].to_numpy())
+    member0 = Run(out)._members("Y")[0][1][0].predict(store.matrix(ens["members"][0]["features"], smiles))
+    expected = 0.5 * member0 + 0.5 * lin.predict(store.matrix(["ecfp"], smiles))
+    assert np.allclose(predict_without_elimination(run, smiles, seed=3), expected)
+    assert not (run.parent / "run.without_elimination").exists()
+    write_json(run / "targets" / "Y" / "ensemble.json", {**ens, "without_elimination": None})
+    assert predict_without_elimination(run, smiles, seed=3) is None

@@ -23,6 +23,8 @@ class Stack:
     columns: list[int]  # candidate columns of the models kept
     without: dict[str, float]  # nested score without each model (a dropped model: `cv`, it is not in the stack)
     dropped: list[dict] = field(default_factory=list)  # {"model", "cv_with", "cv_without"} per elimination step
+    method_all: str = ""  # before elimination: the method chosen on all models, and its nested score
+    cv_all: float = float("nan")
 
 
 def without_each_model(P: np.ndarray, groups, y, folds, metric: str, methods, size: int) -> dict[str, float]:
@@ -45,11 +47,12 @@ def stack_models(P: np.ndarray, groups, y, folds, metric: str, methods, size: in
     groups = np.asarray(groups)
     sign = 1 if METRICS[metric].greater_is_better else -1
     active = list(dict.fromkeys(groups))
-    dropped = []
+    dropped, first = [], None
     while True:
         cols = np.flatnonzero(np.isin(groups, active))
         method, nested, method_scores = choose_method(methods, P[:, cols], y, folds, metric, size)
         cv = score(metric, y, nested)
+        first = first or (method, cv)
         without = without_each_model(P[:, cols], groups[cols], y, folds, metric, methods, size)
         if not drop or not without:
             break
@@ -59,4 +62,4 @@ def stack_models(P: np.ndarray, groups, y, folds, metric: str, methods, size: in
         dropped.append({"model": str(worst), "cv_with": cv, "cv_without": without[worst]})
         active.remove(worst)
     without.update({d["model"]: cv for d in dropped})
-    return Stack(method, nested, method_scores, cv, cols.tolist(), without, dropped)
+    return Stack(method, nested, method_scores, cv, cols.tolist(), without, dropped, *first)

@@ -170,6 +170,8 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
     for model_id, v in without.items():
+        if model_id in {d["model"] for d in stack.dropped}:
+            continue
         log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({ens_cv - v:+.4f} from it)")
     weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
     members = []
@@ -200,9 +202,20 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
                 "cv_score_nested_without_model": without,
                 "dropped_models": stack.dropped,
+                **({"without_elimination": _without_elimination(stack, candidates, P, data.y, ctx.metric,
+                                                                recipe.ensemble_size)} if stack.dropped else {}),
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _without_elimination(stack, candidates: list, P: np.ndarray, y: np.ndarray, metric: str, size: int) -> dict:
+    """The ensemble as it was before backward elimination (not fitted; for side-by-side benchmarks)."""
+    w = fit_weights(stack.method_all, P, y, metric, size)
+    return {"method": stack.method_all, "cv_score_nested": stack.cv_all,
+            "members": [{"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
+                         "params": c["params"], "weight": float(wj), "cv_score": c["cv"]}
+                        for c, wj in zip(candidates, w) if wj > 0]}
 
 
 def _fit_within_budget(ctx: TargetContext, candidates: list, weights: np.ndarray, n_folds: int) -> np.ndarray:
