@@ -178,6 +178,34 @@ def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
     return "\n".join(lines) + "\n"
 
 
+def ablation_markdown(result_dir) -> str:
+    """Backward elimination judged on the test sets: per task and seed, the score of the ensemble uniqsar
+    chose vs the same run's ensemble before elimination (``score_without_elimination``; a seed where
+    nothing was dropped counts as a tie)."""
+    lines = ["| task | metric | seeds | seeds with a drop | with elimination | before elimination | "
+             "better / worse / same |", "|---|---|---|---|---|---|---|"]
+    wins = losses = ties = 0
+    diffs = []
+    for task, seeds in sorted(load_seeds(result_dir).items()):
+        pairs = [(s["score"], s["score"] if s.get("score_without_elimination") is None
+                  else s["score_without_elimination"]) for s in seeds if "dropped_models" in s]
+        if not pairs:
+            continue
+        n_drop = sum(bool(s.get("dropped_models")) for s in seeds)
+        w = sum(better(task, a, b) for a, b in pairs)
+        lo = sum(better(task, b, a) for a, b in pairs)
+        wins, losses, ties = wins + w, losses + lo, ties + len(pairs) - w - lo
+        diffs += [(b - a if lower_is_better(task) else a - b) for a, b in pairs]
+        mean = lambda v: sum(v) / len(v)  # noqa: E731
+        lines.append(f"| {task} | {seeds[0]['metric']} | {len(pairs)} | {n_drop} | {mean([a for a, _ in pairs]):.3f} | "
+                     f"{mean([b for _, b in pairs]):.3f} | {w} / {lo} / {len(pairs) - w - lo} |")
+    if not diffs:
+        return "No seed of this dir records the elimination ablation.\n"
+    lines += ["", f"Over {len(diffs)} task-seeds: elimination better on {wins}, worse on {losses}, the same on "
+              f"{ties}; mean change {sum(diffs) / len(diffs):+.4f} (sign-adjusted: positive = elimination better)."]
+    return "\n".join(lines) + "\n"
+
+
 def emit(text: str, out: str | None) -> None:
     """Write a Markdown report to ``out``, or to stdout if no path is given."""
     if out:
@@ -193,7 +221,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the comparison Markdown here (default: stdout)")
     ap.add_argument("--bar", metavar="METHOD", help="for one dir: reproduction check vs a published method "
                     "(maplight, maplight_gnn, chemprop_rdkit, leaderboard_best)")
+    ap.add_argument("--ablation", action="store_true", help="for one dir: test scores with vs before the "
+                    "stacker's backward elimination (seed JSON `score_without_elimination`)")
     args = ap.parse_args(argv)
+    if args.ablation:
+        if len(args.dirs) != 1:
+            ap.error("--ablation takes one result dir")
+        emit(ablation_markdown(args.dirs[0]), args.out)
+        return 0
     if args.bar:
         if len(args.dirs) != 1:
             ap.error("--bar takes one result dir")

@@ -189,7 +189,8 @@ def test_tdc_ablation_predicts_the_ensemble_before_elimination(reg_run, tmp_path
     smiles = pd.read_csv(out / "targets" / "Y" / "oof.csv")["smiles"].tolist()[:40]
     final = Run(out).predict_canonical(smiles)["Y"]
     ens = read_json(out / "targets" / "Y" / "ensemble.json")
-    assert ens["dropped_models"] and ens["without_elimination"]["cv_score_nested"] == ens["dropped_models"][0]["cv_with"]
+    assert ens["dropped_models"]
+    assert ens["without_elimination"]["cv_score_nested"] == ens["dropped_models"][0]["cv_with"]
     # plumbing check: an "ensemble before elimination" equal to the final one predicts exactly like the run
     run = tmp_path / "run"
     shutil.copytree(out, run)
