@@ -53,6 +53,9 @@ def features(smiles: list[str], desc: str) -> np.ndarray:
     rows = []
     for s in smiles:
         m = Chem.MolFromSmiles(s)
+        if m is None:  # this RDKit cannot parse it: all features missing (CatBoost takes NaN)
+            rows.append(None)
+            continue
         parts = []
         for fp in (GetHashedMorganFingerprint(m, radius=2, nBits=1024), GetAvalonCountFP(m, nBits=1024)):
             a = np.zeros((0,), dtype=np.float64)
@@ -61,7 +64,8 @@ def features(smiles: list[str], desc: str) -> np.ndarray:
         parts.append(np.asarray(rdReducedGraphs.GetErGFingerprint(m), dtype=np.float64))
         parts.append(np.array([fns[n](m) for n in names], dtype=np.float64))
         rows.append(np.concatenate(parts))
-    return np.vstack(rows)
+    width = next(len(r) for r in rows if r is not None)
+    return np.vstack([np.full(width, np.nan) if r is None else r for r in rows])
 
 
 def main(argv=None) -> int:
