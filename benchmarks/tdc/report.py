@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from statistics import mean
 
 from uniqsar.data.tdc import LEADERBOARD_BEST_METHOD, PUBLISHED, TASKS, summarize
 
@@ -196,9 +197,8 @@ def ablation_markdown(result_dir) -> str:
         lo = sum(better(task, b, a) for a, b in pairs)
         wins, losses, ties = wins + w, losses + lo, ties + len(pairs) - w - lo
         diffs += [(b - a if lower_is_better(task) else a - b) for a, b in pairs]
-        mean = lambda v: sum(v) / len(v)  # noqa: E731
-        lines.append(f"| {task} | {seeds[0]['metric']} | {len(pairs)} | {n_drop} | {mean([a for a, _ in pairs]):.3f} | "
-                     f"{mean([b for _, b in pairs]):.3f} | {w} / {lo} / {len(pairs) - w - lo} |")
+        lines.append(f"| {task} | {seeds[0]['metric']} | {len(pairs)} | {n_drop} | {mean(a for a, _ in pairs):.3f} | "
+                     f"{mean(b for _, b in pairs):.3f} | {w} / {lo} / {len(pairs) - w - lo} |")
     if not diffs:
         return "No seed of this dir records the elimination ablation.\n"
     lines += ["", f"Over {len(diffs)} task-seeds: elimination better on {wins}, worse on {losses}, the same on "

@@ -169,8 +169,9 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in method_scores.items()))
     log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
         f"(best single {best_single['cv']:.4f})")
+    dropped = {d["model"] for d in stack.dropped}
     for model_id, v in without.items():
-        if model_id in {d["model"] for d in stack.dropped}:
+        if model_id in dropped:
             continue
         log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({ens_cv - v:+.4f} from it)")
     weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
