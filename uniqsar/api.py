@@ -24,7 +24,8 @@ class AutoQSAR:
     """
 
     def __init__(self, task: str = "auto", preset: str = "default", seed: int = 1, n_jobs: int = 1,
-                 time_budget=None, cache_dir=None, learners=(), storage: str | None = None):
+                 time_budget=None, cache_dir=None, learners=(), storage: str | None = None,
+                 standardize: str | None = None):
         self.task = task
         self.preset = preset
         self.seed = seed
@@ -33,6 +34,7 @@ class AutoQSAR:
         self.cache_dir = cache_dir
         self.learners = tuple(learners)
         self.storage = storage
+        self.standardize = standardize  # full | canonical; None: the preset's
         self.run_: Run | None = None
 
     def fit(self, data, target, smiles_col: str | None = None, out=None, resume: bool = False) -> "AutoQSAR":
@@ -41,7 +43,7 @@ class AutoQSAR:
             out = Path(tempfile.mkdtemp(prefix="uniqsar-run-"))
         opts = FitOptions(targets=targets, smiles_col=smiles_col, task=self.task, preset=self.preset, seed=self.seed,
                           n_jobs=self.n_jobs, time_budget=parse_duration(self.time_budget), cache_dir=self.cache_dir,
-                          learners=self.learners, storage=self.storage, resume=resume)
+                          learners=self.learners, storage=self.storage, resume=resume, standardize=self.standardize)
         self.run_ = Run(fit(data, out, opts), cache_dir=self.cache_dir)
         return self
 

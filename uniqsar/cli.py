@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--metric", help="metric to optimize (default: mae for regression, roc_auc for binary)")
     f.add_argument("--target-transform", default="auto", choices=["auto", "none", "log10p1"],
                    help="regression target transform (auto: log10(1+y) for non-negative right-skewed targets)")
+    f.add_argument("--standardize", choices=["full", "canonical"],
+                   help="full: largest organic fragment, neutralized (the recipes' default); canonical: the molecule "
+                        "as written, salts and charges kept (salt-dependent endpoints such as solubility)")
     f.add_argument("--cache-dir", help="feature cache directory (default: $UNIQSAR_CACHE_DIR or ~/.cache/uniqsar)")
     f.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     f.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run directory)")
@@ -86,7 +89,7 @@ def cmd_fit(a) -> int:
                       n_jobs=a.n_jobs, time_budget=parse_duration(a.time_budget), cache_dir=a.cache_dir,
                       use_cache=not a.no_cache, learners=learners,
                       metric={t: a.metric for t in a.target} if a.metric else {}, storage=a.storage, resume=a.resume,
-                      target_transform=a.target_transform)
+                      target_transform=a.target_transform, standardize=a.standardize)
     out = fit(a.data, a.out, opts)
     print(info_text(out))
     return 0

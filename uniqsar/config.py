@@ -42,6 +42,7 @@ class ModelSpec:
 class Recipe:
     name: str
     description: str = ""
+    standardize: str = "full"  # full | canonical (data/standardize.py)
     n_folds: int = 5
     split: str = "scaffold"
     featurizers: tuple[FeaturizerSpec, ...] = ()
@@ -72,6 +73,7 @@ class Recipe:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "description": self.description,
+            "data": {"standardize": self.standardize},
             "cv": {"n_folds": self.n_folds, "split": self.split},
             "featurizers": {f.alias: {"key": f.key, **f.params} for f in self.featurizers},
             "models": [
@@ -88,6 +90,7 @@ class Recipe:
 
 
 SECTION_KEYS = {
+    "data": {"standardize"},
     "cv": {"n_folds", "split"},
     "models": {"learner", "features", "n_trials", "params", "name", "search"},
     "ensemble": {"method", "size", "top_trials", "drop_models"},
@@ -97,9 +100,10 @@ SECTION_KEYS = {
 
 
 def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
+    from uniqsar.data.standardize import MODES
     from uniqsar.registry import featurizer_names, get_featurizer_class, get_learner_class, learner_names
 
-    known = {"name", "description", "cv", "featurizers", "models", "ensemble", "final", "tuning"}
+    known = {"name", "description", "data", "cv", "featurizers", "models", "ensemble", "final", "tuning"}
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"recipe {name!r}: unknown section(s) {sorted(unknown)}")
@@ -110,6 +114,9 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
             if extra:
                 raise ConfigError(f"recipe {name!r}: unknown key(s) {sorted(extra)} in [{section}]; "
                                   f"allowed: {sorted(keys)}")
+    standardize = d.get("data", {}).get("standardize", "full")
+    if standardize not in MODES:
+        raise ConfigError(f"recipe {name!r}: data.standardize must be one of {MODES}, not {standardize!r}")
     cv = d.get("cv", {})
     if cv.get("split", "scaffold") not in {"scaffold", "random"}:
         raise ConfigError(f"recipe {name!r}: cv.split must be scaffold or random, not {cv.get('split')!r}")
@@ -146,7 +153,7 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     if not isinstance(ens.get("drop_models", True), bool):
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
-        name=d.get("name", name), description=d.get("description", ""),
+        name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
         n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),

@@ -105,7 +105,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
     transform = target_transform(args.preset, task)
     opts = FitOptions(targets=("Y",), smiles_col="Drug", task=info.task, preset=args.preset, seed=seed,
                       n_jobs=args.n_jobs, cache_dir=args.cache_dir, metric={"Y": info.metric},
-                      target_transform=transform)
+                      target_transform=transform, standardize=args.standardize)
     if args.keep_runs:
         run_dir = Path(args.out) / "runs" / task / f"seed{seed}"
         if run_dir.exists():  # a previous attempt died before writing its JSON
@@ -120,7 +120,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         t_fit = time.time() - t0
         run = Run(run_dir, cache_dir=args.cache_dir, n_jobs=args.n_jobs)
         # Predict every test row in order; test is not deduplicated against train.
-        std = standardize_column(test, "Drug", n_jobs=args.n_jobs)
+        std = standardize_column(test, "Drug", n_jobs=args.n_jobs, mode=run.standardize)
         ok = (std["error"] == "").to_numpy()
         canonical = std["canonical"][ok].tolist()
         raw = run.predict_canonical(canonical)["Y"] if canonical else np.zeros(0)
@@ -151,7 +151,7 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
     return {
         "task": task, "seed": seed, "preset": args.preset, "metric": info.metric, "score": score,
         "seconds": round(seconds, 2), "seconds_fit": round(t_fit, 2),
-        "protocol": args.protocol, "target_transform": manifest["targets"]["Y"].get("transform", transform),
+        "protocol": args.protocol, "standardize": run.standardize, "target_transform": manifest["targets"]["Y"].get("transform", transform),
         "n_train_rows": int(len(train)), "n_train": int(metrics.get("n_train", 0)),
         "n_invalid_train": int(data_rep.get("n_invalid", 0)),
         "n_test": int(len(test)), "n_fallback": int(bad.sum()), "fallback_value": fallback_value,
@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", choices=["train_val", "train"], default="train_val",
                     help="fit on all of train_val (default) or on the seed's official train part")
     ap.add_argument("--cache-dir", default=None, help="feature cache (default: uniqsar's; shared across seeds)")
+    ap.add_argument("--standardize", choices=["full", "canonical"], default=None,
+                    help="override the preset's [data] standardize (canonical: salts and charges kept)")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under OUT/runs/<task>/seed<k>")
     args = ap.parse_args(argv)
 

@@ -62,10 +62,11 @@ def subset_recipe(recipe: dict, tracks: list[str]) -> dict:
 
 
 def test_score(run_dir: Path, task: str, test, fallback: float) -> tuple[float, int]:
-    std = standardize_column(test, "Drug")
+    run = Run(run_dir)
+    std = standardize_column(test, "Drug", mode=run.standardize)
     ok = (std["error"] == "").to_numpy()
     pred = np.full(len(test), np.nan)
-    pred[ok] = Run(run_dir).predict_canonical(std["canonical"][ok].tolist())["Y"]
+    pred[ok] = run.predict_canonical(std["canonical"][ok].tolist())["Y"]
     bad = ~np.isfinite(pred)
     pred[bad] = fallback
     return evaluate(task, test["Y"].to_numpy(), pred), int(bad.sum())

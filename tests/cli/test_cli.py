@@ -15,7 +15,7 @@ def uq(*args, cwd=None):
 def test_fit_predict_info(tmp_path):
     run = tmp_path / "run"
     r = uq("fit", DATA / "bbb_martins_200.csv", "--target", "Y", "--preset", TINY_RECIPE, "--seed", "1",
-           "--n-jobs", "2", "--out", run)
+           "--n-jobs", "2", "--standardize", "full", "--out", run)
     assert r.returncode == 0, r.stderr
     assert "featurized" in r.stderr and "best CV" in r.stderr  # progress output
     assert "ENSEMBLE" in r.stdout
@@ -30,7 +30,8 @@ def test_fit_predict_info(tmp_path):
     r = uq("info", run)
     assert r.returncode == 0 and "roc_auc" in r.stdout and "nested" in r.stdout
     r = uq("info", run, "--json")
-    assert json.loads(r.stdout)["manifest"]["targets"]["Y"]["task"] == "binary"
+    manifest = json.loads(r.stdout)["manifest"]
+    assert manifest["targets"]["Y"]["task"] == "binary" and manifest["standardize"] == "full"
 
 
 def test_clear_errors(tmp_path):
@@ -50,5 +51,5 @@ def test_clear_errors(tmp_path):
 def test_help_lists_learners_and_presets():
     r = uq("fit", "--help")
     assert r.returncode == 0
-    for word in ("lightgbm", "linear", "fast", "default", "best", "--time-budget", "--smiles-col"):
+    for word in ("lightgbm", "linear", "fast", "default", "best", "--time-budget", "--smiles-col", "--standardize"):
         assert word in r.stdout

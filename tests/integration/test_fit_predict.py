@@ -216,3 +216,27 @@ def test_tdc_ablation_predicts_the_ensemble_before_elimination(reg_run, tmp_path
     assert not (run.parent / "run.without_elimination").exists()
     write_json(run / "targets" / "Y" / "ensemble.json", {**ens, "without_elimination": None})
     assert predict_without_elimination(run, smiles, seed=3) is None
+
+
+def test_standardize_canonical_keeps_salts_in_fit_and_predict(tmp_path):
+    df = pd.read_csv(DATA / "caco2_wang_200.csv").iloc[:120].reset_index(drop=True)
+    parents = df["Drug"].iloc[:40].tolist()
+    df.loc[:39, "Drug"] = [s + ".Cl" for s in parents]  # hydrochloride salts
+    out = tmp_path / "canonical"
+    model = AutoQSAR(preset=TINY_RECIPE, seed=2, learners=["linear"], standardize="canonical").fit(df, "Y", out=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["standardize"] == "canonical"
+    assert json.loads((out / "data_report.json").read_text())["standardize"] == "canonical"
+    assert 'standardize = "canonical"' in (out / "recipe.toml").read_text()
+    from uniqsar.data.standardize import standardize_one
+
+    fitted = set(pd.read_csv(out / "targets" / "Y" / "oof.csv")["smiles"])
+    assert fitted == {standardize_one(s, mode="canonical")[0] for s in df["Drug"]}  # salts kept, not merged
+    assert len(fitted) == 120 and sum("Cl" in s.split(".") for s in fitted) == 40
+    run = load_run(out)
+    assert run.standardize == "canonical"
+    salts = [standardize_one(s + ".Cl", mode="canonical")[0] for s in parents[:5]]
+    plain = [standardize_one(s)[0] for s in parents[:5]]
+    pred = model.predict([s + ".Cl" for s in parents[:5]])
+    assert np.allclose(pred, run.predict_canonical(salts)["Y"])  # predicted as the salt, as fitted
+    assert not np.allclose(pred, run.predict_canonical(plain)["Y"])

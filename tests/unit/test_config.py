@@ -101,6 +101,20 @@ def test_from_dict_values():
     assert r.featurizer("erg").key == "erg"
 
 
+def test_data_standardize():
+    assert recipe_from_dict(_base()).standardize == "full"
+    d = _base()
+    d["data"] = {"standardize": "canonical"}
+    assert recipe_from_dict(d).standardize == "canonical"
+    assert _roundtrip(recipe_from_dict(d)).standardize == "canonical"
+    d["data"] = {"standardize": "none"}
+    with pytest.raises(ConfigError, match="data.standardize must be one of"):
+        recipe_from_dict(d)
+    d["data"] = {"standardise": "full"}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['standardise'\] in \[data\]"):
+        recipe_from_dict(d)
+
+
 def test_unknown_learner():
     d = _base()
     d["models"][1]["learner"] = "xgboostt"

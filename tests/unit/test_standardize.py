@@ -169,3 +169,27 @@ def test_parallel_equals_serial():
     assert serial == parallel
     assert len(serial[0]) == len(smiles)
     assert math.isclose(sum(c is None for c in serial[0]) / len(smiles), 3 / 7)
+
+
+# -- mode "canonical": the molecule as written, only canonicalized ------------------------------------
+@pytest.mark.parametrize("smiles", ["CC(=O)[O-].[Na+]", "C[N+](C)(C)C.[Cl-]", "CC(=O)O.c1ccncc1", "C[NH3+]"])
+def test_canonical_mode_keeps_fragments_and_charges(smiles):
+    out, reason = standardize_one(smiles, mode="canonical")
+    assert reason is None and out == _canon(smiles)
+    full, _ = standardize_one(smiles)
+    assert full != out  # full standardization strips the counter-ion / neutralizes
+
+
+def test_canonical_mode_same_rejections_and_order():
+    smiles = ["xyz", "OCC", "", "[Na+].[Cl-]"]
+    canon, reasons = standardize_many(smiles, mode="canonical")
+    assert canon == [None, "CCO", None, "[Cl-].[Na+]"]
+    assert reasons[0] == "invalid SMILES: could not parse" and reasons[2] == "empty SMILES" and reasons[1] is None
+    assert standardize_many(smiles)[0] == [None, "CCO", None, "Cl"]  # full: neutralized largest fragment
+
+
+def test_unknown_mode_raises():
+    with pytest.raises(ValueError, match="standardize must be one of"):
+        standardize_one("CCO", mode="raw")
+    with pytest.raises(ValueError, match="standardize must be one of"):
+        standardize_many(["CCO"], mode="raw")

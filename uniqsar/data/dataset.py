@@ -118,8 +118,8 @@ class Dataset:
     report: dict
 
 
-def standardize_column(df: pd.DataFrame, smiles_col: str, n_jobs: int = 1) -> pd.DataFrame:
-    canon, reasons = standardize_many(df[smiles_col].tolist(), n_jobs=n_jobs)
+def standardize_column(df: pd.DataFrame, smiles_col: str, n_jobs: int = 1, mode: str = "full") -> pd.DataFrame:
+    canon, reasons = standardize_many(df[smiles_col].tolist(), n_jobs=n_jobs, mode=mode)
     return pd.DataFrame({"canonical": canon, "error": [r or "" for r in reasons]}, index=df.index)
 
 
@@ -141,8 +141,9 @@ def _merge(name, task, canon: pd.Series, y: np.ndarray, classes) -> TargetData:
 
 
 def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None, task: str = "auto",
-            n_jobs: int = 1, tasks: dict[str, str] | None = None) -> Dataset:
-    """Standardize ``df`` and build per-target training data. ``tasks`` pins known tasks."""
+            n_jobs: int = 1, tasks: dict[str, str] | None = None, standardize: str = "full") -> Dataset:
+    """Standardize ``df`` (``standardize``: full | canonical, see data/standardize.py) and build per-target
+    training data. ``tasks`` pins known tasks."""
     if df.shape[0] == 0:
         raise DataError("the input table has no rows")
     if not targets:
@@ -151,7 +152,7 @@ def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None,
     missing = [t for t in targets if t not in df.columns]
     if missing:
         raise DataError(f"target column(s) {missing} not found; columns are: {', '.join(map(str, df.columns))}")
-    rows = standardize_column(df, smiles_col, n_jobs)
+    rows = standardize_column(df, smiles_col, n_jobs, standardize)
     valid = rows["error"] == ""
     if not valid.any():
         examples = df[smiles_col].head(3).tolist()
@@ -169,6 +170,7 @@ def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None,
     invalid = rows[~valid]
     report = {
         "n_rows": int(len(df)),
+        "standardize": standardize,
         "n_valid": int(valid.sum()),
         "n_invalid": int((~valid).sum()),
         "invalid_examples": [

@@ -4,6 +4,10 @@ Standardization (RDKit MolStandardize): cleanup/normalize functional groups, kee
 organic fragment (drops counter-ions and solvents of salts), neutralize charges where a neutral
 form exists (quaternary N and zwitterion-free permanent charges stay), canonical isomeric SMILES
 (stereo and isotopes are kept: deuteration changes metabolism).
+
+Mode ``"canonical"`` skips the standardization: the parsed molecule as written (salts, counter-ions
+and charges kept) is only canonicalized. For endpoints that depend on the salt form (solubility of
+AqSolDB-like data), where merging a salt with its parent would mix different measurements.
 """
 from __future__ import annotations
 
@@ -11,6 +15,13 @@ from functools import lru_cache
 from typing import Sequence
 
 MAX_HEAVY_ATOMS = 1000  # beyond this a "molecule" is almost surely a polymer/crystal record
+MODES = ("full", "canonical")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"standardize must be one of {MODES}, not {mode!r}")
+    return mode
 
 
 @lru_cache(maxsize=1)
@@ -31,11 +42,12 @@ def _isna(value) -> bool:
         return False
 
 
-def standardize_one(smiles) -> tuple[str | None, str | None]:
-    """Return ``(canonical_smiles, None)`` or ``(None, reason)``; never raises."""
+def standardize_one(smiles, mode: str = "full") -> tuple[str | None, str | None]:
+    """Return ``(canonical_smiles, None)`` or ``(None, reason)``; never raises (except on a bad ``mode``)."""
     from rdkit import Chem
     from rdkit.Chem.MolStandardize import rdMolStandardize as ms
 
+    check_mode(mode)
     if smiles is None or (not isinstance(smiles, (str, bytes, list, tuple, dict)) and _isna(smiles)):
         return None, "empty SMILES"
     if not isinstance(smiles, str):
@@ -53,10 +65,11 @@ def standardize_one(smiles) -> tuple[str | None, str | None]:
     if mol.GetNumAtoms() == 0:
         return None, "invalid SMILES: no atoms"
     try:
-        mol = ms.Cleanup(mol)
-        mol = chooser.choose(mol)
-        mol = uncharger.uncharge(mol)
-        Chem.SanitizeMol(mol)
+        if mode == "full":
+            mol = ms.Cleanup(mol)
+            mol = chooser.choose(mol)
+            mol = uncharger.uncharge(mol)
+            Chem.SanitizeMol(mol)
         n_heavy = mol.GetNumHeavyAtoms()
         if n_heavy == 0:
             return None, "invalid SMILES: no heavy atoms after standardization"
@@ -70,20 +83,21 @@ def standardize_one(smiles) -> tuple[str | None, str | None]:
     return out, None
 
 
-def _chunk(smiles: Sequence) -> list[tuple[str | None, str | None]]:
-    return [standardize_one(s) for s in smiles]
+def _chunk(smiles: Sequence, mode: str) -> list[tuple[str | None, str | None]]:
+    return [standardize_one(s, mode) for s in smiles]
 
 
-def standardize_many(smiles: Sequence, n_jobs: int = 1) -> tuple[list, list]:
+def standardize_many(smiles: Sequence, n_jobs: int = 1, mode: str = "full") -> tuple[list, list]:
     """Standardize a sequence; returns (canonical list with None, reason list with None)."""
+    check_mode(mode)
     smiles = list(smiles)
     size = 500
     chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
     if n_jobs == 1 or len(chunks) <= 1:
-        parts = [_chunk(c) for c in chunks]
+        parts = [_chunk(c, mode) for c in chunks]
     else:
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=n_jobs)(delayed(_chunk)(c) for c in chunks)
+        parts = Parallel(n_jobs=n_jobs)(delayed(_chunk)(c, mode) for c in chunks)
     pairs = [p for part in parts for p in part]
     return [p[0] for p in pairs], [p[1] for p in pairs]

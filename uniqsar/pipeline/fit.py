@@ -5,7 +5,7 @@ import hashlib
 import importlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 from uniqsar.config import dump_toml, load_recipe
 from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import prepare, read_table
+from uniqsar.data.standardize import check_mode
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
@@ -42,6 +43,7 @@ class FitOptions:
     storage: str | None = None  # Optuna storage URL; default: journal file in the run dir
     resume: bool = False
     target_transform: str = "auto"  # none | log10p1 | auto (regression only)
+    standardize: str | None = None  # full | canonical; None: the recipe's ([data] standardize)
 
 
 def _fingerprint(ds, recipe, options: FitOptions) -> str:
@@ -91,12 +93,15 @@ def fit(data, out, options: FitOptions) -> Path:
     recipe = load_recipe(options.preset)
     if options.learners:
         recipe = recipe.restrict(list(options.learners))
+    if options.standardize is not None:
+        recipe = replace(recipe, standardize=check_mode(options.standardize))
     n_jobs = n_cores() if options.n_jobs in (0, -1) else max(1, options.n_jobs)
     _prepare_out(out, options.resume)
 
     df = read_table(data)
-    log(f"read {len(df)} rows; standardizing molecules")
-    ds = prepare(df, list(options.targets), options.smiles_col, options.task, n_jobs=n_jobs)
+    log(f"read {len(df)} rows; standardizing molecules ({recipe.standardize})")
+    ds = prepare(df, list(options.targets), options.smiles_col, options.task, n_jobs=n_jobs,
+                 standardize=recipe.standardize)
     rep = ds.report
     log(f"{rep['n_valid']} valid molecules, {rep['n_invalid']} invalid"
         + (f" (e.g. row {rep['invalid_examples'][0]['row']}: {rep['invalid_examples'][0]['reason']})" if rep["n_invalid"] else ""))
@@ -118,7 +123,7 @@ def fit(data, out, options: FitOptions) -> Path:
     manifest = {
         "format_version": FORMAT_VERSION, "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
-        "fingerprint": fingerprint, "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
+        "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
         "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }

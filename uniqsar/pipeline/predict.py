@@ -27,6 +27,11 @@ class Run:
         self._learners: dict[str, list] = {}
 
     @property
+    def standardize(self) -> str:
+        """How this run standardized its training molecules (new molecules get the same); older runs: full."""
+        return self.manifest.get("standardize", "full")
+
+    @property
     def targets(self) -> list[str]:
         return list(self.manifest["targets"])
 
@@ -65,7 +70,7 @@ class Run:
     def predict_frame(self, df: pd.DataFrame, smiles_col: str | None = None) -> pd.DataFrame:
         """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary) and ``error`` columns appended."""
         col = find_smiles_column(df, smiles_col or (self.manifest["smiles_col"] if self.manifest["smiles_col"] in df.columns else None))
-        rows = standardize_column(df, col, n_jobs=self.n_jobs)
+        rows = standardize_column(df, col, n_jobs=self.n_jobs, mode=self.standardize)
         valid = (rows["error"] == "").to_numpy()
         canonical = rows["canonical"][valid].tolist()
         preds = self.predict_canonical(canonical) if canonical else {t: np.zeros(0) for t in self.targets}
