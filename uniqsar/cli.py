@@ -20,6 +20,7 @@ def _learner_help() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from uniqsar import __version__
+    from uniqsar.data.standardize import MODES
     from uniqsar.config import available_presets
 
     p = argparse.ArgumentParser(prog="uniqsar", description="AutoML for molecular property prediction (QSAR).")
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--metric", help="metric to optimize (default: mae for regression, roc_auc for binary)")
     f.add_argument("--target-transform", default="auto", choices=["auto", "none", "log10p1"],
                    help="regression target transform (auto: log10(1+y) for non-negative right-skewed targets)")
-    f.add_argument("--standardize", choices=["full", "canonical"],
+    f.add_argument("--standardize", choices=MODES,
                    help="full: largest organic fragment, neutralized (the recipes' default); canonical: the molecule "
                         "as written, salts and charges kept (salt-dependent endpoints such as solubility)")
     f.add_argument("--cache-dir", help="feature cache directory (default: $UNIQSAR_CACHE_DIR or ~/.cache/uniqsar)")

@@ -56,35 +56,35 @@ def embed(model: str, spec: dict, smiles: list[str], pooling: str, n_jobs: int) 
     return FeatureCache().get(feat, smiles, n_jobs=n_jobs)
 
 
-def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int) -> dict:
+def probe_predictions(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray,
+                      seed: int) -> dict[str, np.ndarray]:
+    """Ridge (logistic regression for binary tasks) and LightGBM fitted on the train rows; their predictions
+    on the valid rows (probability of class 1, or the value on the original scale)."""
     import lightgbm as lgb
     from sklearn.linear_model import LogisticRegressionCV, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     info = tdc.task_info(task)
-    ok_tr, ok_va = tr[~np.isnan(X[tr]).any(1)], va
-    Xva = np.nan_to_num(X[ok_va])
-    out = {}
+    ok_tr = tr[~np.isnan(X[tr]).any(1)]
+    Xva = np.nan_to_num(X[va])
+    gbm = dict(n_estimators=300, learning_rate=0.05, num_leaves=15, subsample=0.8, subsample_freq=1,
+               colsample_bytree=0.5, random_state=seed, n_jobs=1, verbose=-1)
     if info.task == "binary":
         lin = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 2, 13), max_iter=3000))
-        lin.fit(X[ok_tr], y[ok_tr])
-        out["ridge"] = score(info.metric, y[ok_va], lin.predict_proba(Xva)[:, 1])
-        gb = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=15, subsample=0.8, subsample_freq=1,
-                                colsample_bytree=0.5, random_state=seed, n_jobs=1, verbose=-1)
-        gb.fit(X[ok_tr], y[ok_tr])
-        out["lightgbm"] = score(info.metric, y[ok_va], gb.predict_proba(Xva)[:, 1])
-    else:
-        fwd = (lambda v: np.log10(v + 1)) if info.log_scale else (lambda v: v)
-        inv = (lambda v: 10 ** v - 1) if info.log_scale else (lambda v: v)
-        lin = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
-        lin.fit(X[ok_tr], fwd(y[ok_tr]))
-        out["ridge"] = score(info.metric, y[ok_va], inv(lin.predict(Xva)))
-        gb = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=15, subsample=0.8, subsample_freq=1,
-                               colsample_bytree=0.5, random_state=seed, n_jobs=1, verbose=-1)
-        gb.fit(X[ok_tr], fwd(y[ok_tr]))
-        out["lightgbm"] = score(info.metric, y[ok_va], inv(gb.predict(Xva)))
-    return out
+        gb = lgb.LGBMClassifier(**gbm)
+        models = (("ridge", lin), ("lightgbm", gb))
+        return {name: m.fit(X[ok_tr], y[ok_tr]).predict_proba(Xva)[:, 1] for name, m in models}
+    fwd = (lambda v: np.log10(v + 1)) if info.log_scale else (lambda v: v)
+    inv = (lambda v: 10 ** v - 1) if info.log_scale else (lambda v: v)
+    lin = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
+    gb = lgb.LGBMRegressor(**gbm)
+    return {name: inv(m.fit(X[ok_tr], fwd(y[ok_tr])).predict(Xva)) for name, m in (("ridge", lin), ("lightgbm", gb))}
+
+
+def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, seed: int) -> dict:
+    metric = tdc.task_info(task).metric
+    return {name: score(metric, y[va], pred) for name, pred in probe_predictions(task, X, y, tr, va, seed).items()}
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,7 @@ from ablation import predict_without_elimination  # noqa: E402  (benchmarks/tdc/
 
 from uniqsar import __version__  # noqa: E402
 from uniqsar.data.dataset import standardize_column  # noqa: E402
+from uniqsar.data.standardize import MODES  # noqa: E402
 from uniqsar.data.tdc import ENV_VAR, TASKS, evaluate, load_task, resolve_data_dir, train_valid_split  # noqa: E402
 from uniqsar.io.artifacts import read_json  # noqa: E402
 from uniqsar.pipeline.fit import FitOptions, fit  # noqa: E402
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", choices=["train_val", "train"], default="train_val",
                     help="fit on all of train_val (default) or on the seed's official train part")
     ap.add_argument("--cache-dir", default=None, help="feature cache (default: uniqsar's; shared across seeds)")
-    ap.add_argument("--standardize", choices=["full", "canonical"], default=None,
+    ap.add_argument("--standardize", choices=MODES, default=None,
                     help="override the preset's [data] standardize (canonical: salts and charges kept)")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under OUT/runs/<task>/seed<k>")
     args = ap.parse_args(argv)
