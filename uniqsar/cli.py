@@ -117,7 +117,8 @@ def info_text(path) -> str:
     metrics = read_json(path / "metrics.json")
     lines = [f"run {path}", f"  preset {m['preset']}, seed {m['seed']}, uniqsar {m['versions']['uniqsar']}, "
              f"fit time {m['timings']['total_s']:.0f} s",
-             f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid"]
+             f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid; "
+             f"standardize {m.get('standardize', 'full')}"]
     board = pd.read_csv(path / "leaderboard.csv")
     for t, tm in m["targets"].items():
         r = metrics[t]

@@ -28,7 +28,7 @@ def test_fit_predict_info(tmp_path):
     assert list(pred.columns) == ["name", "SMILES", "Y_pred", "Y_prob", "error"]
     assert pred.loc[1, "error"].startswith("invalid SMILES") and pred.loc[1, "Y_pred"] == ""
     r = uq("info", run)
-    assert r.returncode == 0 and "roc_auc" in r.stdout and "nested" in r.stdout
+    assert r.returncode == 0 and "roc_auc" in r.stdout and "nested" in r.stdout and "standardize full" in r.stdout
     r = uq("info", run, "--json")
     manifest = json.loads(r.stdout)["manifest"]
     assert manifest["targets"]["Y"]["task"] == "binary" and manifest["standardize"] == "full"
