@@ -50,7 +50,7 @@ class Recipe:
     ensemble: str = "auto"  # auto (best nested CV of greedy/best/mean) | greedy | best | mean
     ensemble_size: int = 50  # greedy selection rounds
     top_trials: int = 3  # best trials of each model kept as stacking candidates
-    drop_models: bool = True  # backward elimination: drop models whose removal improves the nested CV score
+    drop_models: bool = False  # backward elimination: drop models whose removal improves the nested CV score
     final: str = "refit"  # refit on all data | folds (average the CV fold models)
     pruning: bool = True
 
@@ -150,14 +150,14 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"recipe {name!r}: duplicate model ids {ids}; give them distinct `name`s")
     ens = d.get("ensemble", {})
-    if not isinstance(ens.get("drop_models", True), bool):
+    if not isinstance(ens.get("drop_models", False), bool):
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
         n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
-        top_trials=int(ens.get("top_trials", 3)), drop_models=bool(ens.get("drop_models", True)),
+        top_trials=int(ens.get("top_trials", 3)), drop_models=bool(ens.get("drop_models", False)),
         final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
     )
     if recipe.ensemble not in {"auto", "greedy", "best", "mean"}:

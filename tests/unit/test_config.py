@@ -86,10 +86,10 @@ def test_load_from_path_and_bad_toml(tmp_path):
 def test_from_dict_values():
     r = recipe_from_dict(_base())
     assert r.n_folds == 3 and r.split == "scaffold" and r.ensemble == "greedy" and r.ensemble_size == 10
-    assert r.top_trials == 2 and r.final == "refit" and r.pruning is True and r.drop_models is True
+    assert r.top_trials == 2 and r.final == "refit" and r.pruning is True and r.drop_models is False
     d = _base()
-    d["ensemble"]["drop_models"] = False
-    assert recipe_from_dict(d).drop_models is False and _roundtrip(recipe_from_dict(d)).drop_models is False
+    d["ensemble"]["drop_models"] = True
+    assert recipe_from_dict(d).drop_models is True and _roundtrip(recipe_from_dict(d)).drop_models is True
     d["ensemble"]["drop_models"] = "no"
     with pytest.raises(ConfigError, match="drop_models must be true or false"):
         recipe_from_dict(d)
