@@ -56,6 +56,13 @@ def embed(model: str, spec: dict, smiles: list[str], pooling: str, n_jobs: int) 
     return FeatureCache().get(feat, smiles, n_jobs=n_jobs)
 
 
+def load_train_val(data_dir, task: str, n_jobs: int = 1) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """A task's train_val table (test.csv is never read), its standardized SMILES (raw where that fails), labels."""
+    train_val = pd.read_csv(tdc.resolve_data_dir(data_dir) / task / "train_val.csv")
+    canonical, _ = standardize_many(train_val["Drug"].tolist(), n_jobs=n_jobs)
+    return train_val, [c or s for c, s in zip(canonical, train_val["Drug"])], train_val["Y"].to_numpy(float)
+
+
 def probe_predictions(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray,
                       seed: int) -> dict[str, np.ndarray]:
     """Ridge (logistic regression for binary tasks) and LightGBM fitted on the train rows; their predictions
@@ -117,10 +124,7 @@ def main(argv=None) -> int:
                "seeds": a.seeds, "pooling": a.pooling}
     for task in a.tasks:
         t0 = time.time()
-        train_val = pd.read_csv(tdc.resolve_data_dir(a.data_dir) / task / "train_val.csv")  # test.csv never read
-        canonical, _ = standardize_many(train_val["Drug"].tolist(), n_jobs=a.n_jobs)
-        smiles = [c or s for c, s in zip(canonical, train_val["Drug"])]
-        y = train_val["Y"].to_numpy(float)
+        train_val, smiles, y = load_train_val(a.data_dir, task, a.n_jobs)
         splits = {s: tdc.train_valid_split(train_val, s) for s in a.seeds}
         views = {"morgan_count": FeatureCache().get(get_featurizer("morgan_count"), smiles, n_jobs=a.n_jobs)}
         for name, spec in specs.items():

@@ -22,16 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from probe import TASKS, arch_of, embed, probe_predictions  # noqa: E402
+from probe import TASKS, arch_of, embed, load_train_val, probe_predictions  # noqa: E402
 
 from uniqsar.data import tdc  # noqa: E402
-from uniqsar.data.standardize import standardize_many  # noqa: E402
 from uniqsar.metrics import get_metric, score  # noqa: E402
 
 
@@ -66,10 +64,7 @@ def main(argv=None) -> int:
     res = {"weights": a.weights, "pooling": a.pooling, "seed": a.seed, "n_boot": a.n_boot, "tasks": {}}
     for task in a.tasks:
         t0 = time.time()
-        train_val = pd.read_csv(tdc.resolve_data_dir(a.data_dir) / task / "train_val.csv")  # test.csv never read
-        canonical, _ = standardize_many(train_val["Drug"].tolist(), n_jobs=a.n_jobs)
-        smiles = [c or s for c, s in zip(canonical, train_val["Drug"])]
-        y = train_val["Y"].to_numpy(float)
+        train_val, smiles, y = load_train_val(a.data_dir, task, a.n_jobs)
         tr, va = tdc.train_valid_split(train_val, a.seed)
         metric = tdc.task_info(task).metric
         preds = {name: probe_predictions(task, embed("unimol2", spec, smiles, a.pooling, a.n_jobs), y, tr, va, a.seed)
