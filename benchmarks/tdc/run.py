@@ -152,7 +152,8 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
     return {
         "task": task, "seed": seed, "preset": args.preset, "metric": info.metric, "score": score,
         "seconds": round(seconds, 2), "seconds_fit": round(t_fit, 2),
-        "protocol": args.protocol, "standardize": run.standardize, "target_transform": manifest["targets"]["Y"].get("transform", transform),
+        "protocol": args.protocol, "standardize": run.standardize,
+        "target_transform": manifest["targets"]["Y"].get("transform", transform),
         "n_train_rows": int(len(train)), "n_train": int(metrics.get("n_train", 0)),
         "n_invalid_train": int(data_rep.get("n_invalid", 0)),
         "n_test": int(len(test)), "n_fallback": int(bad.sum()), "fallback_value": fallback_value,

@@ -123,7 +123,8 @@ def fit(data, out, options: FitOptions) -> Path:
     manifest = {
         "format_version": FORMAT_VERSION, "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
-        "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col, "n_jobs": n_jobs, "time_budget_s": options.time_budget,
+        "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col,
+        "n_jobs": n_jobs, "time_budget_s": options.time_budget,
         "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
