@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--target-transform", default="auto", choices=["auto", "none", "log10p1"],
                    help="regression target transform (auto: log10(1+y) for non-negative right-skewed targets)")
     f.add_argument("--standardize", choices=MODES,
-                   help="full: largest organic fragment, neutralized (the recipes' default); canonical: the molecule "
-                        "as written, salts and charges kept (salt-dependent endpoints such as solubility)")
+                   help="canonical: the molecule as written, salts and charges kept (default); full: largest organic "
+                        "fragment, neutralized (merges salts with their parent)")
     f.add_argument("--cache-dir", help="feature cache directory (default: $UNIQSAR_CACHE_DIR or ~/.cache/uniqsar)")
     f.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     f.add_argument("--storage", help="Optuna storage URL (default: a journal file in the run directory)")
@@ -109,6 +109,7 @@ def cmd_predict(a) -> int:
 def info_text(path) -> str:
     import pandas as pd
 
+    from uniqsar.data.standardize import LEGACY_MODE
     from uniqsar.io.artifacts import check_run_dir, read_json
 
     path = check_run_dir(path)
@@ -118,7 +119,7 @@ def info_text(path) -> str:
     lines = [f"run {path}", f"  preset {m['preset']}, seed {m['seed']}, uniqsar {m['versions']['uniqsar']}, "
              f"fit time {m['timings']['total_s']:.0f} s",
              f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid; "
-             f"standardize {m.get('standardize', 'full')}"]
+             f"standardize {m.get('standardize', LEGACY_MODE)}"]
     board = pd.read_csv(path / "leaderboard.csv")
     for t, tm in m["targets"].items():
         r = metrics[t]
@@ -196,6 +197,8 @@ COMMANDS["pretrain"] = cmd_pretrain
 
 
 def _add_embed_parser(sub) -> None:
+    from uniqsar.data.standardize import MODES
+
     e = sub.add_parser("embed", help="molecule embeddings (one float32 row per input row) to a .npy file",
                        epilog="example:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -204,6 +207,7 @@ def _add_embed_parser(sub) -> None:
     e.add_argument("--weights", default="default",
                    help="default | random | a size name (small, 84m, ...) | checkpoint path (default: default)")
     e.add_argument("--smiles-col")
+    e.add_argument("--standardize", choices=MODES, help="as for fit (default: canonical)")
     e.add_argument("--pooling", default="cls", choices=["cls", "cls+mean"])
     e.add_argument("--n-conformers", type=int, default=1, help="conformers averaged per molecule")
     e.add_argument("--seed", type=int, default=0)
@@ -221,7 +225,7 @@ def cmd_embed(a) -> int:
 
     X, info = embed_table(a.data, smiles_col=a.smiles_col, weights=a.weights, pooling=a.pooling,
                           n_conformers=a.n_conformers, seed=a.seed, batch_size=a.batch_size, n_jobs=max(1, a.n_jobs),
-                          cache_dir=a.cache_dir, use_cache=not a.no_cache)
+                          cache_dir=a.cache_dir, use_cache=not a.no_cache, standardize=a.standardize)
     np.save(a.out, X)
     print(f"wrote {a.out}: {info['n_rows']} rows x {info['dim']} (float32), {info['n_failed']} failed "
           f"({info['n_invalid_smiles']} invalid SMILES); weights: {info['weights_text']}")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from uniqsar.data.standardize import DEFAULT_MODE, MODES
+
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
 
@@ -42,7 +44,7 @@ class ModelSpec:
 class Recipe:
     name: str
     description: str = ""
-    standardize: str = "full"  # full | canonical (data/standardize.py)
+    standardize: str = DEFAULT_MODE  # canonical | full (data/standardize.py)
     n_folds: int = 5
     split: str = "scaffold"
     featurizers: tuple[FeaturizerSpec, ...] = ()
@@ -100,7 +102,6 @@ SECTION_KEYS = {
 
 
 def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
-    from uniqsar.data.standardize import MODES
     from uniqsar.registry import featurizer_names, get_featurizer_class, get_learner_class, learner_names
 
     known = {"name", "description", "data", "cv", "featurizers", "models", "ensemble", "final", "tuning"}
@@ -114,7 +115,7 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
             if extra:
                 raise ConfigError(f"recipe {name!r}: unknown key(s) {sorted(extra)} in [{section}]; "
                                   f"allowed: {sorted(keys)}")
-    standardize = d.get("data", {}).get("standardize", "full")
+    standardize = d.get("data", {}).get("standardize", DEFAULT_MODE)
     if standardize not in MODES:
         raise ConfigError(f"recipe {name!r}: data.standardize must be one of {MODES}, not {standardize!r}")
     cv = d.get("cv", {})

@@ -206,6 +206,38 @@ def ablation_markdown(result_dir) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_markdown(base_dir, new_dir) -> str:
+    """Two result dirs of the same tasks and seeds: per task the seed-mean of each, which is better, how many seeds
+    each wins, and the sign-adjusted relative change (positive = ``new_dir`` better) -- the numbers the
+    pre-registered decision rules in results/*_plan.md are stated in."""
+    base, new = load_seeds(base_dir), load_seeds(new_dir)
+    a_name, b_name = Path(base_dir).name, Path(new_dir).name
+    lines = [f"| task | metric | seeds | {a_name} | {b_name} | relative change | seeds better / worse / same |",
+             "|---|---|---|---|---|---|---|"]
+    counts = {"better": 0, "worse": 0, "same": 0}
+    rel = []
+    for task in TASKS:
+        a = {r["seed"]: r["score"] for r in base.get(task, [])}
+        b = {r["seed"]: r["score"] for r in new.get(task, [])}
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            continue
+        ma, mb = round(mean(a[k] for k in seeds), 9), round(mean(b[k] for k in seeds), 9)  # no float-noise ties
+        change = (mb - ma) / abs(ma) * (-1 if lower_is_better(task) else 1)
+        rel.append(change)
+        counts["better" if better(task, mb, ma) else "worse" if better(task, ma, mb) else "same"] += 1
+        w = sum(better(task, b[k], a[k]) for k in seeds)
+        lo = sum(better(task, a[k], b[k]) for k in seeds)
+        lines.append(f"| {task} | {TASKS[task].metric} | {len(seeds)} | {ma:.4f} | {mb:.4f} | {change:+.2%} | "
+                     f"{w} / {lo} / {len(seeds) - w - lo} |")
+    if not rel:
+        return "The two dirs share no task-seed.\n"
+    lines += ["", f"Over {len(rel)} tasks (seed means on the seeds both dirs hold): {b_name} better on "
+              f"{counts['better']}, worse on {counts['worse']}, the same on {counts['same']}; mean relative change "
+              f"{sum(rel) / len(rel):+.2%} (sign-adjusted: positive = {b_name} better)."]
+    return "\n".join(lines) + "\n"
+
+
 def emit(text: str, out: str | None) -> None:
     """Write a Markdown report to ``out``, or to stdout if no path is given."""
     if out:
@@ -223,7 +255,14 @@ def main(argv=None) -> int:
                     "(maplight, maplight_gnn, chemprop_rdkit, leaderboard_best)")
     ap.add_argument("--ablation", action="store_true", help="for one dir: test scores with vs before the "
                     "stacker's backward elimination (seed JSON `score_without_elimination`)")
+    ap.add_argument("--paired", action="store_true", help="for two dirs: per-task seed means, seeds won and the "
+                    "mean relative change of the second dir against the first")
     args = ap.parse_args(argv)
+    if args.paired:
+        if len(args.dirs) != 2:
+            ap.error("--paired takes two result dirs (baseline, new)")
+        emit(paired_markdown(*args.dirs), args.out)
+        return 0
     if args.ablation:
         if len(args.dirs) != 1:
             ap.error("--ablation takes one result dir")

@@ -218,12 +218,12 @@ def test_tdc_ablation_predicts_the_ensemble_before_elimination(reg_run, tmp_path
     assert predict_without_elimination(run, smiles, seed=3) is None
 
 
-def test_standardize_canonical_keeps_salts_in_fit_and_predict(tmp_path):
+def test_default_standardize_canonical_keeps_salts_in_fit_and_predict(tmp_path):
     df = pd.read_csv(DATA / "caco2_wang_200.csv").iloc[:120].reset_index(drop=True)
     parents = df["Drug"].iloc[:40].tolist()
     df.loc[:39, "Drug"] = [s + ".Cl" for s in parents]  # hydrochloride salts
     out = tmp_path / "canonical"
-    model = AutoQSAR(preset=TINY_RECIPE, seed=2, learners=["linear"], standardize="canonical").fit(df, "Y", out=out)
+    model = AutoQSAR(preset=TINY_RECIPE, seed=2, learners=["linear"]).fit(df, "Y", out=out)  # default: canonical
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["standardize"] == "canonical"
     assert json.loads((out / "data_report.json").read_text())["standardize"] == "canonical"

@@ -102,11 +102,11 @@ def test_from_dict_values():
 
 
 def test_data_standardize():
-    assert recipe_from_dict(_base()).standardize == "full"
+    assert recipe_from_dict(_base()).standardize == "canonical"  # the default (data/standardize.py DEFAULT_MODE)
     d = _base()
-    d["data"] = {"standardize": "canonical"}
-    assert recipe_from_dict(d).standardize == "canonical"
-    assert _roundtrip(recipe_from_dict(d)).standardize == "canonical"
+    d["data"] = {"standardize": "full"}
+    assert recipe_from_dict(d).standardize == "full"
+    assert _roundtrip(recipe_from_dict(d)).standardize == "full"
     d["data"] = {"standardize": "none"}
     with pytest.raises(ConfigError, match="data.standardize must be one of"):
         recipe_from_dict(d)

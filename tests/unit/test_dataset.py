@@ -191,6 +191,14 @@ def test_prepare_merges_regression_duplicates_by_mean():
     assert len(set(t.smiles)) == len(t.smiles)
 
 
+def test_prepare_default_keeps_salts_full_merges_them_with_the_parent():
+    df = _frame(["CCN", "CCN.Cl", "CC[NH3+].[Cl-]", "CCO"], y=[1.0, 2.0, 3.0, 4.0])
+    t = prepare(df, ["y"]).targets["y"]  # default canonical: each salt form is its own molecule
+    assert len(t.smiles) == 4 and t.n_duplicates_merged == 0 and prepare(df, ["y"]).report["standardize"] == "canonical"
+    full = prepare(df, ["y"], standardize="full").targets["y"]
+    assert dict(zip(full.smiles, full.y)) == {"CCN": 2.0, "CCO": 4.0} and full.n_duplicates_merged == 2
+
+
 def test_prepare_merges_binary_duplicates_by_majority_and_reports_conflicts():
     df = _frame(
         ["CCO", "OCC", "C(O)C", "CCN", "NCC", "c1ccccc1", "CC", "CCCC", "C(C)CC"],

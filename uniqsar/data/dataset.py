@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uniqsar.data.standardize import standardize_many
+from uniqsar.data.standardize import DEFAULT_MODE, standardize_many
 
 SMILES_CANDIDATES = ("smiles", "canonical_smiles", "drug")
 
@@ -118,7 +118,8 @@ class Dataset:
     report: dict
 
 
-def standardize_column(df: pd.DataFrame, smiles_col: str, n_jobs: int = 1, mode: str = "full") -> pd.DataFrame:
+def standardize_column(df: pd.DataFrame, smiles_col: str, n_jobs: int = 1,
+                       mode: str = DEFAULT_MODE) -> pd.DataFrame:
     canon, reasons = standardize_many(df[smiles_col].tolist(), n_jobs=n_jobs, mode=mode)
     return pd.DataFrame({"canonical": canon, "error": [r or "" for r in reasons]}, index=df.index)
 
@@ -141,7 +142,7 @@ def _merge(name, task, canon: pd.Series, y: np.ndarray, classes) -> TargetData:
 
 
 def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None, task: str = "auto",
-            n_jobs: int = 1, tasks: dict[str, str] | None = None, standardize: str = "full") -> Dataset:
+            n_jobs: int = 1, tasks: dict[str, str] | None = None, standardize: str = DEFAULT_MODE) -> Dataset:
     """Standardize ``df`` (``standardize``: full | canonical, see data/standardize.py) and build per-target
     training data. ``tasks`` pins known tasks."""
     if df.shape[0] == 0:

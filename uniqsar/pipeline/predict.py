@@ -8,6 +8,7 @@ import pandas as pd
 
 from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import find_smiles_column, standardize_column
+from uniqsar.data.standardize import LEGACY_MODE
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import check_run_dir, read_json
@@ -29,7 +30,7 @@ class Run:
     @property
     def standardize(self) -> str:
         """How this run standardized its training molecules (new molecules get the same); older runs: full."""
-        return self.manifest.get("standardize", "full")
+        return self.manifest.get("standardize", LEGACY_MODE)
 
     @property
     def targets(self) -> list[str]:

@@ -1,0 +1,30 @@
+"""benchmarks/tdc/report.py --paired: the numbers the pre-registered decision rules are stated in."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "tdc"))
+
+import report  # noqa: E402
+
+
+def _write(root: Path, task: str, scores: dict[int, float]) -> None:
+    (root / task).mkdir(parents=True, exist_ok=True)
+    for seed, score in scores.items():
+        (root / task / f"seed{seed}.json").write_text(json.dumps({"seed": seed, "score": score}))
+
+
+def test_paired_counts_tasks_by_seed_mean_and_signs_the_change(tmp_path):
+    base, new = tmp_path / "base", tmp_path / "new"
+    _write(base, "caco2_wang", {1: 0.30, 2: 0.30})  # MAE: lower is better
+    _write(new, "caco2_wang", {1: 0.27, 2: 0.30, 3: 0.01})  # seed 3 only in one dir: ignored
+    _write(base, "hia_hou", {1: 0.9, 2: 0.8})  # AUROC: higher is better
+    _write(new, "hia_hou", {1: 0.8, 2: 0.9})  # same mean, one seed each way
+    _write(base, "herg", {1: 0.8})
+    _write(new, "herg", {1: 0.72})
+    text = report.paired_markdown(base, new)
+    assert "| caco2_wang | mae | 2 | 0.3000 | 0.2850 | +5.00% | 1 / 0 / 1 |" in text
+    assert "| hia_hou | roc_auc | 2 | 0.8500 | 0.8500 | +0.00% | 1 / 1 / 0 |" in text
+    assert "| herg | roc_auc | 1 | 0.8000 | 0.7200 | -10.00% | 0 / 1 / 0 |" in text
+    assert "new better on 1, worse on 1, the same on 1; mean relative change -1.67%" in text
+    assert report.paired_markdown(base, tmp_path / "empty") == "The two dirs share no task-seed.\n"
