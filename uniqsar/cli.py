@@ -197,7 +197,7 @@ COMMANDS["pretrain"] = cmd_pretrain
 
 
 def _add_embed_parser(sub) -> None:
-    from uniqsar.data.standardize import MODES
+    from uniqsar.data.standardize import DEFAULT_MODE, MODES
 
     e = sub.add_parser("embed", help="molecule embeddings (one float32 row per input row) to a .npy file",
                        epilog="example:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy",
@@ -207,7 +207,7 @@ def _add_embed_parser(sub) -> None:
     e.add_argument("--weights", default="default",
                    help="default | random | a size name (small, 84m, ...) | checkpoint path (default: default)")
     e.add_argument("--smiles-col")
-    e.add_argument("--standardize", choices=MODES, help="as for fit (default: canonical)")
+    e.add_argument("--standardize", choices=MODES, default=DEFAULT_MODE, help="as for fit (default: %(default)s)")
     e.add_argument("--pooling", default="cls", choices=["cls", "cls+mean"])
     e.add_argument("--n-conformers", type=int, default=1, help="conformers averaged per molecule")
     e.add_argument("--seed", type=int, default=0)

@@ -151,14 +151,15 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     if len(set(ids)) != len(ids):
         raise ConfigError(f"recipe {name!r}: duplicate model ids {ids}; give them distinct `name`s")
     ens = d.get("ensemble", {})
-    if not isinstance(ens.get("drop_models", False), bool):
+    drop_models = ens.get("drop_models", Recipe.drop_models)
+    if not isinstance(drop_models, bool):
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
         n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
-        top_trials=int(ens.get("top_trials", 3)), drop_models=bool(ens.get("drop_models", False)),
+        top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models,
         final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
     )
     if recipe.ensemble not in {"auto", "greedy", "best", "mean"}:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from uniqsar.data.standardize import DEFAULT_MODE
 from uniqsar.featurize.base import Featurizer
 from uniqsar.registry import register_featurizer
 
@@ -97,21 +98,20 @@ class UniMol2Embedding(Featurizer):
 
 def embed_table(data, *, smiles_col: str | None = None, weights="default", pooling: str = "cls",
                 n_conformers: int = 1, seed: int = 0, batch_size: int = 32, n_jobs: int = 1, arch: dict | None = None,
-                cache_dir=None, use_cache: bool = True, standardize: str | None = None) -> tuple[np.ndarray, dict]:
+                cache_dir=None, use_cache: bool = True, standardize: str = DEFAULT_MODE) -> tuple[np.ndarray, dict]:
     """Embed every row of a table (path or DataFrame): one float32 row per input row, in input order; NaN rows
-    for invalid SMILES or failed conformers. ``standardize``: canonical | full (None: as ``uniqsar fit`` does
-    by default). Returns (X, summary)."""
+    for invalid SMILES or failed conformers. ``standardize``: canonical | full (as ``uniqsar fit``).
+    Returns (X, summary)."""
     import pandas as pd
 
     from uniqsar.data.dataset import find_smiles_column, read_table, standardize_column
-    from uniqsar.data.standardize import DEFAULT_MODE
     from uniqsar.featurize.cache import FeatureCache
 
     from .pretrained import describe
 
     df = data if isinstance(data, pd.DataFrame) else read_table(data)
     col = find_smiles_column(df, smiles_col)
-    rows = standardize_column(df, col, n_jobs=n_jobs, mode=standardize or DEFAULT_MODE)
+    rows = standardize_column(df, col, n_jobs=n_jobs, mode=standardize)
     valid = (rows["error"] == "").to_numpy()
     canonical = rows["canonical"][valid].tolist()
     feat = UniMol2Embedding(weights=weights, pooling=pooling, n_conformers=n_conformers, seed=seed,
