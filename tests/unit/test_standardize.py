@@ -185,7 +185,8 @@ def test_canonical_mode_same_rejections_and_order():
     canon, reasons = standardize_many(smiles, mode="canonical")
     assert canon == [None, "CCO", None, "[Cl-].[Na+]"]
     assert reasons[0] == "invalid SMILES: could not parse" and reasons[2] == "empty SMILES" and reasons[1] is None
-    assert standardize_many(smiles)[0] == [None, "CCO", None, "Cl"]  # full: neutralized largest fragment
+    # full: NaCl stays whole (its largest fragment, chloride, is not the substance; it used to become HCl)
+    assert standardize_many(smiles)[0] == [None, "CCO", None, "[Cl-].[Na+]"]
 
 
 def test_unknown_mode_raises():
@@ -193,3 +194,47 @@ def test_unknown_mode_raises():
         standardize_one("CCO", mode="raw")
     with pytest.raises(ValueError, match="standardize must be one of"):
         standardize_many(["CCO"], mode="raw")
+
+
+# -- strict parsing: RDKit must read the whole string --------------------------------------------------
+@pytest.mark.parametrize("mode", ["full", "canonical"])
+@pytest.mark.parametrize("bad, found", [
+    ("CC\tO", "whitespace '\\t' at position 2"),  # RDKit alone: ethane named 'O'
+    ("CCO ethanol", "followed by 'ethanol'"),  # RDKit alone: ethanol named 'ethanol'
+    ("CCOé☃", "character 'é' (U+00E9) at position 3"),  # RDKit alone: ethanol
+    ("CC~C", "character '~'"),  # a SMARTS bond RDKit accepts
+    ("*CC", "wildcard/dummy atom '*'"),
+    ("[*]CC", "wildcard/dummy atom '*'"),
+    ("C[1*]", "wildcard/dummy atom '*'"),
+    ("[R]CC", "R-group placeholder '[R]'"),
+    ("[R1]CC", "R-group placeholder '[R1]'"),
+    ("CCR", "R-group placeholder 'R'"),
+])
+def test_partial_or_placeholder_smiles_rejected_with_what_was_found(bad, found, mode):
+    out, reason = standardize_one(bad, mode=mode)
+    assert out is None
+    assert reason.startswith("invalid SMILES") and found in reason, reason
+
+
+@pytest.mark.parametrize("ok", ["[Rb+].[O-]C(=O)C", "[Ru]", "BrCCBr", "C%10CCCCC%10", "[2H]C([2H])O", "F/C=C/F"])
+def test_strict_parsing_keeps_valid_smiles(ok):
+    assert standardize_one(ok, mode="canonical")[1] is None
+
+
+# -- full mode keeps metal complexes whole ---------------------------------------------------------------
+@pytest.mark.parametrize("smiles", [
+    "N.N.Cl[Pt]Cl",  # cisplatin, dative bonds written as fragments: the chooser would keep ammonia
+    "N[Pt](N)(Cl)Cl",  # cisplatin with bonds: cleanup disconnects them, then again ammonia
+    "[CH-]1C=CC=C1.[CH-]1C=CC=C1.[Fe+2]",  # ferrocene: would become cyclopentadiene
+    "O.O.[Cu+2].[O-]S(=O)(=O)[O-]",
+    "[Na+].[Na+].[O-]S(=O)(=O)[O-]",  # no carbon anywhere: the largest piece (sulfate) is not the substance
+])
+def test_full_mode_keeps_metal_complexes_and_inorganic_salts_whole(smiles):
+    out, reason = standardize_one(smiles, mode="full")
+    assert reason is None
+    assert out == standardize_one(smiles, mode="canonical")[0]  # the molecule as written
+
+
+def test_full_mode_still_strips_alkali_counter_ions():
+    assert standardize_one("CC(=O)[O-].[Na+]", mode="full")[0] == "CC(=O)O"
+    assert standardize_one("[Mg+2].CC(=O)[O-].CC(=O)[O-]", mode="full")[0] == "CC(=O)O"

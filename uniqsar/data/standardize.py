@@ -11,9 +11,21 @@ charge state recorded with a measurement is information (solubility of a salt, t
 drives volume of distribution), and merging it into the neutral parent mixes different measurements.
 ``standardize_one``/``standardize_many`` default to ``"full"`` (the form used to match molecules across
 data sets, e.g. pretraining-corpus exclusion).
+
+Strict parsing (both modes): a string is accepted only if RDKit reads all of it after the outer whitespace is
+stripped. RDKit itself stops at the first whitespace and takes the rest as the molecule's name (``CC\tO`` would be
+ethane, ``CCO ethanol`` ethanol), and it skips some characters; so inner whitespace, characters outside the SMILES
+alphabet, wildcard/dummy atoms (``*``) and R-group placeholders are rejected with a reason naming what was found.
+
+Metals in ``"full"`` mode: RDKit's cleanup disconnects metal-ligand bonds and the fragment chooser then keeps the
+largest organic piece, so cisplatin would become ammonia and ferrocene cyclopentadienide. A molecule that contains a
+metal other than the usual counter-ions (Li, Na, K, Rb, Cs, Mg, Ca, Sr, Ba) is therefore kept whole, as written
+(canonicalized only). Likewise, when the chosen fragment has no carbon although the input has several fragments
+(NaCl would become HCl), the molecule is kept whole: the chooser never returns a piece that is not the molecule.
 """
 from __future__ import annotations
 
+import string
 from functools import lru_cache
 from typing import Sequence
 
@@ -25,6 +37,66 @@ MODES = ("full", "canonical")
 DEFAULT_MODE = "canonical"
 # Runs saved before the mode was recorded in the manifest were standardized fully.
 LEGACY_MODE = "full"
+
+
+# Characters a SMILES string can hold (OpenSMILES: atoms, brackets, bonds, ring closures, charges, chirality).
+# `*` (wildcard) is a valid SMILES atom but not a molecule one can measure, so it gets its own reason.
+SMILES_ALPHABET = frozenset(string.ascii_letters + string.digits + "()[]=#$:/\\.+-@%")
+# Metals that occur as counter-ions of salts: full standardization may strip them. Any other metal makes the
+# molecule be kept whole (a metal complex is not a salt of its largest ligand).
+COUNTERION_METALS = frozenset({"Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "Ba"})
+NON_METALS = frozenset({"H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar", "Ge", "As", "Se",
+                        "Br", "Kr", "Sb", "Te", "I", "Xe", "At", "Rn"})
+
+
+def syntax_problem(smiles: str) -> str | None:
+    """Why ``smiles`` (outer whitespace already stripped) is not a whole SMILES string, or None.
+
+    Catches what RDKit would silently skip or read as a name: inner whitespace, characters outside the SMILES
+    alphabet, wildcard atoms and R-group placeholders."""
+    depth = 0
+    for i, ch in enumerate(smiles):
+        if ch.isspace():
+            return (f"invalid SMILES: whitespace {ch!r} at position {i} followed by {smiles[i:].strip()[:20]!r} "
+                    "(a SMILES has no spaces; text after one is not part of the molecule)")
+        if ch == "*":
+            return f"invalid SMILES: wildcard/dummy atom '*' at position {i}"
+        if ch not in SMILES_ALPHABET:
+            return f"invalid SMILES: character {ch!r} (U+{ord(ch):04X}) at position {i} is not in the SMILES alphabet"
+        if ch == "[":
+            depth += 1
+            end = smiles.find("]", i)
+            inner = smiles[i + 1: end] if end > i else ""
+            if inner.lstrip("0123456789").startswith("R") and not inner.lstrip("0123456789")[1:2].islower():
+                return f"invalid SMILES: R-group placeholder '[{inner}]' at position {i}"
+        elif ch == "]":
+            depth -= 1
+        elif ch == "R" and depth == 0:
+            return f"invalid SMILES: R-group placeholder 'R' at position {i}"
+    return None
+
+
+def _complex_metals(mol) -> list[str]:
+    return sorted({a.GetSymbol() for a in mol.GetAtoms()
+                   if a.GetSymbol() not in NON_METALS and a.GetSymbol() not in COUNTERION_METALS
+                   and a.GetAtomicNum() > 0})
+
+
+def _full(mol, chooser, uncharger):
+    """Full standardization, except that metal complexes and carbon-free picks keep the molecule whole."""
+    from rdkit import Chem
+    from rdkit.Chem.MolStandardize import rdMolStandardize as ms
+
+    if _complex_metals(mol):
+        return mol
+    cleaned = ms.Cleanup(mol)
+    chosen = chooser.choose(cleaned)
+    n_frags = len(Chem.GetMolFrags(cleaned))
+    if n_frags > 1 and not any(a.GetAtomicNum() == 6 for a in chosen.GetAtoms()):
+        return mol  # e.g. NaCl: the largest piece (chloride) is not the substance
+    out = uncharger.uncharge(chosen)
+    Chem.SanitizeMol(out)
+    return out
 
 
 def check_mode(mode: str) -> str:
@@ -54,7 +126,6 @@ def _isna(value) -> bool:
 def standardize_one(smiles, mode: str = "full") -> tuple[str | None, str | None]:
     """Return ``(canonical_smiles, None)`` or ``(None, reason)``; never raises (except on a bad ``mode``)."""
     from rdkit import Chem
-    from rdkit.Chem.MolStandardize import rdMolStandardize as ms
 
     check_mode(mode)
     if smiles is None or (not isinstance(smiles, (str, bytes, list, tuple, dict)) and _isna(smiles)):
@@ -64,6 +135,9 @@ def standardize_one(smiles, mode: str = "full") -> tuple[str | None, str | None]
     smiles = smiles.strip()
     if not smiles:
         return None, "empty SMILES"
+    problem = syntax_problem(smiles)
+    if problem:
+        return None, problem
     chooser, uncharger = _tools()
     try:
         mol = Chem.MolFromSmiles(smiles)
@@ -73,12 +147,13 @@ def standardize_one(smiles, mode: str = "full") -> tuple[str | None, str | None]
         return None, "invalid SMILES: could not parse"
     if mol.GetNumAtoms() == 0:
         return None, "invalid SMILES: no atoms"
+    if mol.HasProp("_Name") and mol.GetProp("_Name"):  # defensive: the checks above leave no room for a name
+        return None, f"invalid SMILES: trailing text {mol.GetProp('_Name')[:20]!r}"
+    if any(a.GetAtomicNum() == 0 for a in mol.GetAtoms()):
+        return None, "invalid SMILES: wildcard/dummy atom"
     try:
         if mode == "full":
-            mol = ms.Cleanup(mol)
-            mol = chooser.choose(mol)
-            mol = uncharger.uncharge(mol)
-            Chem.SanitizeMol(mol)
+            mol = _full(mol, chooser, uncharger)
         n_heavy = mol.GetNumHeavyAtoms()
         if n_heavy == 0:
             return None, "invalid SMILES: no heavy atoms after standardization"
