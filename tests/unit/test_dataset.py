@@ -1,6 +1,7 @@
 """Unit tests for uniqsar.data.dataset: reading, column detection, task detection, merging."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from uniqsar.data.dataset import (
     prepare,
     read_table,
 )
+from uniqsar.data.targets import parse_cell
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 UNIT_DATA = DATA / "unit"
@@ -210,7 +212,7 @@ def test_prepare_merges_binary_duplicates_by_majority_and_reports_conflicts():
     assert got == {"CCO": 0.0, "CCN": 1.0, "c1ccccc1": 0.0, "CC": 1.0, "CCCC": 0.0}
     assert t.conflicts == ["CCO"]
     assert ds.report["targets"]["y"]["n_conflicting"] == 1
-    assert ds.report["targets"]["y"]["conflict_examples"] == ["CCO"]
+    assert [c["smiles"] for c in ds.report["targets"]["y"]["conflict_examples"]] == ["CCO"]
     assert t.n_duplicates_merged == 4
 
 
@@ -275,3 +277,86 @@ def test_prepare_on_tdc_file():
     assert set(np.unique(t.y)) == {0.0, 1.0}
     assert ds.report["n_valid"] + ds.report["n_invalid"] == 200
     assert len(t.y) + t.n_duplicates_merged + ds.report["n_invalid"] <= 200
+
+
+# -- target cells: only finite numbers train; the rest is listed with its raw value -------------------
+def test_unusable_target_cells_leave_only_that_target(tmp_path):
+    p = tmp_path / "cells.csv"
+    p.write_text("smiles,y,z\nCCO,1.0,1\nCCN,inf,2\nCCC,1e400,3\nCCCC,>10,4\nCCCCC,<0.1,5\nc1ccccc1,>=5,6\n"
+                 "CCCl,ND,7\nCCBr,n/a,8\nCCF,2.5,9\nCCI,,10\nOCCO,3.0,11\n")
+    ds = prepare(read_table(p), ["y", "z"])
+    rep = ds.report["targets"]["y"]
+    assert dict(zip(ds.targets["y"].smiles, ds.targets["y"].y)) == {"CCO": 1.0, "CCF": 2.5, "OCCO": 3.0}
+    assert len(ds.targets["z"].y) == 11  # the molecules stay for the other target
+    assert rep["n_missing"] == 1 and rep["n_excluded"] == 7
+    assert rep["excluded_by_reason"] == {"not finite": 2, "censored value": 3, "not a number": 1,
+                                         "missing-value marker": 1}
+    got = {(e["row"], e["value"], e["reason"]) for e in rep["excluded_values"]}
+    assert got == {(1, "inf", "not finite"), (2, "1e400", "not finite"), (3, ">10", "censored value"),
+                   (4, "<0.1", "censored value"), (5, ">=5", "censored value"), (6, "ND", "not a number"),
+                   (7, "n/a", "missing-value marker")}
+    assert np.isfinite(ds.targets["y"].y).all()
+    json.dumps(ds.report)  # data_report.json is plain JSON
+
+
+@pytest.mark.parametrize("cell, reason", [("inf", "not finite"), ("-inf", "not finite"), ("1e400", "not finite"),
+                                          (float("inf"), "not finite"), (">10", "censored value"),
+                                          ("< 0.1", "censored value"), ("≥5", "censored value"),
+                                          ("ND", "not a number"), ("10 nM", "not a number"),
+                                          ("NA", "missing-value marker"), ("null", "missing-value marker")])
+def test_parse_cell_reasons(cell, reason):
+    assert parse_cell(cell)[1] == reason
+
+
+def test_parse_cell_numbers_and_empty():
+    assert parse_cell(" 2.5 ") == (2.5, None) and parse_cell(3) == (3.0, None) and parse_cell("-1e-3")[0] == -1e-3
+    assert parse_cell("")[1] is None and np.isnan(parse_cell(None)[0])
+
+
+# -- binary labels ----------------------------------------------------------------------------------------
+def test_mixed_case_and_space_binary_labels():
+    df = _frame(["CCO", "CCN", "CCC", "CCCC", "c1ccccc1", "CCCl"], y=["Yes", "yes ", "No", " no", "YES", "NO"])
+    t = prepare(df, ["y"]).targets["y"]
+    assert t.task == "binary" and t.classes == ["No", "Yes"]
+    assert dict(zip(t.smiles, t.y)) == {"CCO": 1.0, "CCN": 1.0, "CCC": 0.0, "CCCC": 0.0, "c1ccccc1": 1.0, "CCCl": 0.0}
+
+
+@pytest.mark.parametrize("pos, neg", [("True", "false"), ("Active", "inactive "), ("pos", "NEG"), ("Positive", "negative")])
+def test_positive_words_are_class_one(pos, neg):
+    y, classes = binary_labels(pd.Series([pos, neg, pos.upper(), neg.strip().lower()]))
+    np.testing.assert_array_equal(y, [1.0, 0.0, 1.0, 0.0])
+    assert classes == [neg.strip(), pos]
+
+
+def test_single_class_message_is_one_plain_sentence():
+    with pytest.raises(DataError) as err:
+        detect_task(pd.Series(np.array([1, 1, 1], dtype=np.int64)), task="binary", name="act")
+    assert str(err.value) == "target 'act' has a single class (1); binary needs two"
+    with pytest.raises(DataError) as err:
+        detect_task(pd.Series(np.array([2.5, 2.5])), name="logS")
+    assert "np." not in str(err.value) and "(2.5)" in str(err.value)
+
+
+# -- regression duplicates: conflicts -----------------------------------------------------------------------
+def _dups():
+    # 20 distinct molecules spread 0..19 (robust std ~7.4, threshold ~3.7); CCO measured 1 and 6 (conflict),
+    # CCN measured 3 and 4 (replicates that agree)
+    smiles = [f"C{'C' * i}O" for i in range(2, 22)] + ["CCO", "OCC", "CCN", "NCC"]
+    y = list(range(20)) + [1.0, 6.0, 3.0, 4.0]
+    return _frame(smiles, y=y)
+
+
+def test_regression_duplicates_that_disagree_are_conflicts():
+    ds = prepare(_dups(), ["y"])
+    rep, t = ds.report["targets"]["y"], ds.targets["y"]
+    assert rep["n_conflicting"] == 1 and t.conflicts == ["CCO"]
+    assert rep["conflict_examples"] == [{"smiles": "CCO", "values": [1.0, 6.0], "spread": 5.0}]
+    assert rep["conflict_threshold"] == pytest.approx(0.5 * (14.25 - 4.75) / 1.349, rel=0.05)
+    assert dict(zip(t.smiles, t.y))["CCO"] == 3.5 and not rep["conflicts_dropped"]  # default: the mean, reported
+
+
+def test_drop_conflicting_leaves_them_out():
+    ds = prepare(_dups(), ["y"], drop_conflicting=True)
+    t = ds.targets["y"]
+    assert "CCO" not in t.smiles and dict(zip(t.smiles, t.y))["CCN"] == 3.5
+    assert ds.report["targets"]["y"]["conflicts_dropped"] and ds.report["targets"]["y"]["n_conflicting"] == 1
