@@ -203,12 +203,15 @@ def _add_embed_parser(sub) -> None:
                        epilog="example:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("data", help="CSV (or TSV) with a SMILES column")
-    e.add_argument("--model", default="unimol2", choices=["unimol2"])
+    e.add_argument("--model", default="unimol2", choices=["unimol2", "dmpnn"],
+                   help="unimol2: 3D conformers -> Uni-Mol2; dmpnn: 2D graph -> pretrained D-MPNN encoder")
     e.add_argument("--weights", default="default",
                    help="default | random | a size name (small, 84m, ...) | checkpoint path (default: default)")
     e.add_argument("--smiles-col")
     e.add_argument("--standardize", choices=MODES, default=DEFAULT_MODE, help="as for fit (default: %(default)s)")
-    e.add_argument("--pooling", default="cls", choices=["cls", "cls+mean"])
+    e.add_argument("--pooling", choices=["cls", "cls+mean", "checkpoint", "mean"],
+                   help="unimol2: cls (default) | cls+mean; dmpnn: checkpoint (the readout it was trained with, "
+                        "default) | mean")
     e.add_argument("--n-conformers", type=int, default=1, help="conformers averaged per molecule")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch-size", type=int, default=32)
@@ -221,11 +224,21 @@ def _add_embed_parser(sub) -> None:
 def cmd_embed(a) -> int:
     import numpy as np
 
-    from uniqsar.models.unimol2.featurizer import embed_table
+    common = dict(smiles_col=a.smiles_col, weights=a.weights, seed=a.seed, n_jobs=max(1, a.n_jobs),
+                  cache_dir=a.cache_dir, use_cache=not a.no_cache, standardize=a.standardize)
+    if a.model == "dmpnn":
+        from uniqsar.models.dmpnn.featurizer import embed_table
 
-    X, info = embed_table(a.data, smiles_col=a.smiles_col, weights=a.weights, pooling=a.pooling,
-                          n_conformers=a.n_conformers, seed=a.seed, batch_size=a.batch_size, n_jobs=max(1, a.n_jobs),
-                          cache_dir=a.cache_dir, use_cache=not a.no_cache, standardize=a.standardize)
+        if a.pooling not in (None, "checkpoint", "mean"):
+            raise ValueError(f"--pooling {a.pooling} is for unimol2; dmpnn takes checkpoint or mean")
+        X, info = embed_table(a.data, pooling=a.pooling or "checkpoint", batch_size=max(a.batch_size, 1), **common)
+    else:
+        from uniqsar.models.unimol2.featurizer import embed_table
+
+        if a.pooling not in (None, "cls", "cls+mean"):
+            raise ValueError(f"--pooling {a.pooling} is for dmpnn; unimol2 takes cls or cls+mean")
+        X, info = embed_table(a.data, pooling=a.pooling or "cls", n_conformers=a.n_conformers,
+                              batch_size=a.batch_size, **common)
     np.save(a.out, X)
     print(f"wrote {a.out}: {info['n_rows']} rows x {info['dim']} (float32), {info['n_failed']} failed "
           f"({info['n_invalid_smiles']} invalid SMILES); weights: {info['weights_text']}")

@@ -17,6 +17,7 @@ FEATURIZER_MODULES: dict[str, str] = {
     "rdkit_desc": "uniqsar.featurize.descriptors",
     "unimol2": "uniqsar.models.unimol2.featurizer",
     "smiles_transformer": "uniqsar.models.smiles.featurizer",
+    "dmpnn_emb": "uniqsar.models.dmpnn.featurizer",
 }
 LEARNER_MODULES: dict[str, str] = {
     "lightgbm": "uniqsar.models.gbdt",

@@ -2,6 +2,7 @@
 
   kind = "unimol2" (the default when absent)   -> uniqsar.models.unimol2.pretrain.pretrain
   kind = "smiles_transformer"                   -> uniqsar.models.smiles.pretrain.pretrain
+  kind = "dmpnn"                                -> uniqsar.models.dmpnn.pretrain.pretrain
 
 Recipe lookup (``--recipe``): a path, or a packaged name resolved in uniqsar/recipes/ as ``<name>.toml``,
 ``pretrain_<name>.toml``, then ``pretrain_unimol2_<name>.toml`` (so ``tiny`` / ``small`` keep meaning the
@@ -13,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
-KINDS = ("unimol2", "smiles_transformer")
+KINDS = ("unimol2", "smiles_transformer", "dmpnn")
 
 
 def resolve_recipe(name_or_path) -> tuple[Path, dict]:
@@ -41,7 +42,11 @@ def pretrain(recipe, corpus, out, **kwargs) -> dict:
     """Dispatch to the pretraining loop of the recipe's kind; returns its model card. ``kwargs``: resume,
     max_steps, n_jobs, exclude, threads, limit, verbose, device (the same for every kind)."""
     path, d = resolve_recipe(recipe)
-    if recipe_kind(d) == "smiles_transformer":
+    kind = recipe_kind(d)
+    if kind == "dmpnn":
+        from uniqsar.models.dmpnn.pretrain import pretrain as run
+        from uniqsar.models.dmpnn.pretrain_recipe import recipe_from_dict
+    elif kind == "smiles_transformer":
         from uniqsar.models.smiles.pretrain import pretrain as run
         from uniqsar.models.smiles.pretrain_recipe import recipe_from_dict
     else:

@@ -206,7 +206,10 @@ class DMPNN(Learner):
         "lr": 1e-3, "schedule": "linear", "warmup_epochs": 2, "final_lr_ratio": 0.1, "weight_decay": 0.0,
         "epochs": 50, "batch_size": 64, "patience": None, "valid_frac": 0.1, "grad_clip": 10.0,
         "size_buckets": False, "reshuffle": True,
+        "weights": None, "encoder_lr_mult": 0.5,
     }
+    #: parameters that a pretrained encoder (``weights``) fixes: they are read from its checkpoint
+    arch_keys = ("hidden_size", "depth", "aggregation", "aggregation_norm")
     #: below this many training molecules no inner validation split is carved out
     min_valid_split = 50
 
@@ -230,9 +233,22 @@ class DMPNN(Learner):
         unknown = set(self.params) - set(self.defaults)
         if unknown:
             raise ValueError(f"dmpnn got unknown parameter(s) {sorted(unknown)}")
+        if getattr(self, "saved_dims_", None):  # a loaded model keeps the shape it was trained with
+            p.update(self.saved_dims_)
+        elif self._pretrained():
+            from .pretrained import identity
+
+            cfg = identity(p["weights"])["config"]
+            p.update({k: cfg[k] for k in self.arch_keys})
         if p["ffn_hidden_size"] is None:
             p["ffn_hidden_size"] = p["hidden_size"]
         return p
+
+    def _pretrained(self) -> bool:
+        """True when the encoder starts from pretrained weights (``weights`` = "default" or a checkpoint path);
+        None / "none" / "scratch" train from a seeded random init (chemprop's default)."""
+        w = self.params.get("weights")
+        return w is not None and str(w).lower() not in ("none", "scratch")
 
     def _arch(self) -> dict[str, Any]:
         """The readout settings, saved with the model (a model keeps its readout if defaults change)."""
@@ -252,11 +268,16 @@ class DMPNN(Learner):
             raise ValueError(f"dmpnn schedule must be 'noam' or 'linear', not {p['schedule']!r}")
         epochs = int(p["epochs"])
         patience = epochs + 1 if p["patience"] is None else int(p["patience"])
-        cfg = TrainConfig(lr=float(p["lr"]), head_lr_mult=1.0, weight_decay=float(p["weight_decay"]),
+        # a pretrained encoder learns at encoder_lr_mult x lr, the FFN head at lr
+        mult = float(p["encoder_lr_mult"]) if self._pretrained() else 1.0
+        if mult <= 0:
+            raise ValueError(f"dmpnn encoder_lr_mult must be > 0, got {mult}")
+        cfg = TrainConfig(lr=float(p["lr"]) * mult, head_lr_mult=1.0 / mult, weight_decay=float(p["weight_decay"]),
                           epochs=epochs, batch_size=int(p["batch_size"]), patience=patience,
                           grad_clip=float(p["grad_clip"] or 0.0), seed=self.seed, n_threads=self.n_threads,
                           reshuffle=bool(p["reshuffle"]))
-        return DMPNNTrainer(cfg, self.task, _forward, collate, schedule=str(p["schedule"]),
+        return DMPNNTrainer(cfg, self.task, _forward, collate, head_prefixes=("ffn.",) if mult != 1.0 else (),
+                             schedule=str(p["schedule"]),
                              warmup_epochs=float(p["warmup_epochs"]), final_lr_ratio=float(p["final_lr_ratio"]))
 
     def _items(self, smiles, graphs, rows) -> list:
@@ -326,6 +347,17 @@ class DMPNN(Learner):
         torch.manual_seed(self.seed)  # weight init
         self.arch_ = self._arch()
         self.model_ = self._build(n_extra, self.arch_)
+        self.init_ = None
+        if self._pretrained():
+            from .pretrained import encoder_state, identity
+
+            state, _ = encoder_state(p["weights"])
+            missing, unexpected = self.model_.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith("ffn.") for k in missing):
+                raise ValueError(f"dmpnn: pretrained encoder {p['weights']!r} does not fit: missing {missing}, "
+                                 f"unexpected {unexpected}")
+            ident = identity(p["weights"])
+            self.init_ = {k: ident.get(k) for k in ("name", "sha256", "provenance")}
         trainer = self._trainer()
         trainer.fit(self.model_, items, norm(y[rows]), sizes, valid=valid)
         self.model_.eval()
@@ -356,7 +388,9 @@ class DMPNN(Learner):
         torch.save(self.model_.state_dict(), path / "model.pt")
         state = {"graph_version": GRAPH_VERSION, "atom_dim": ATOM_DIM, "bond_dim": BOND_DIM,
                  "y_mean": self.y_mean_, "y_std": self.y_std_, "n_extra": self.n_extra_,
-                 "desc_scaler": self.desc_scaler_, "epochs_run": len(self.history_), "arch": self.arch_}
+                 "desc_scaler": self.desc_scaler_, "epochs_run": len(self.history_), "arch": self.arch_,
+                 "init": getattr(self, "init_", None),
+                 "dims": {k: self._p()[k] for k in ("hidden_size", "depth", "ffn_hidden_size", "ffn_layers")}}
         (path / "dmpnn.json").write_text(json.dumps(state))
 
     def _load_state(self, path: Path) -> None:
@@ -368,6 +402,8 @@ class DMPNN(Learner):
         self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
         self.n_extra_ = int(state["n_extra"])
         self.desc_scaler_ = state["desc_scaler"]
+        self.init_ = state.get("init")
+        self.saved_dims_ = state.get("dims")
         self.history_ = [{}] * int(state.get("epochs_run", 0))
         # models saved before "arch" was recorded: mean aggregation unless the params said otherwise
         self.arch_ = state.get("arch") or {"aggregation": str(self.params.get("aggregation", "mean")),

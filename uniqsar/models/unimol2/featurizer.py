@@ -102,28 +102,13 @@ def embed_table(data, *, smiles_col: str | None = None, weights="default", pooli
     """Embed every row of a table (path or DataFrame): one float32 row per input row, in input order; NaN rows
     for invalid SMILES or failed conformers. ``standardize``: canonical | full (as ``uniqsar fit``).
     Returns (X, summary)."""
-    import pandas as pd
-
-    from uniqsar.data.dataset import find_smiles_column, read_table, standardize_column
-    from uniqsar.featurize.cache import FeatureCache
+    from uniqsar.featurize.embed import embed_rows
 
     from .pretrained import describe
 
-    df = data if isinstance(data, pd.DataFrame) else read_table(data)
-    col = find_smiles_column(df, smiles_col)
-    rows = standardize_column(df, col, n_jobs=n_jobs, mode=standardize)
-    valid = (rows["error"] == "").to_numpy()
-    canonical = rows["canonical"][valid].tolist()
     feat = UniMol2Embedding(weights=weights, pooling=pooling, n_conformers=n_conformers, seed=seed,
                             batch_size=batch_size, arch=arch)
-    ident = feat.weights_identity()
-    dim = feat.dim()
-    X = np.full((len(df), dim), np.nan, dtype=np.float32)
-    if canonical:
-        E = FeatureCache(cache_dir, enabled=use_cache).get(feat, canonical, n_jobs=n_jobs)
-        X[valid] = E
-    failed = int(np.isnan(X).all(axis=1).sum()) if dim else len(df)
-    summary = {"n_rows": int(len(df)), "n_invalid_smiles": int((~valid).sum()), "n_failed": failed, "dim": int(dim),
-               "smiles_col": col, "pooling": pooling, "n_conformers": int(n_conformers), "weights": ident,
-               "weights_text": describe(ident), "cache_id": feat.cache_id}
+    X, summary = embed_rows(data, feat, smiles_col=smiles_col, n_jobs=n_jobs, cache_dir=cache_dir,
+                            use_cache=use_cache, standardize=standardize)
+    summary.update(pooling=pooling, n_conformers=int(n_conformers), weights_text=describe(summary["weights"]))
     return X, summary

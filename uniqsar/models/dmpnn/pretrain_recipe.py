@@ -1,0 +1,123 @@
+"""D-MPNN pretraining recipes (TOML, ``uniqsar/recipes/pretrain_dmpnn_*.toml``) as frozen dataclasses.
+
+A recipe is recognised by ``[model] kind = "dmpnn"`` (see ``uniqsar.models.pretraining``). Parsed as TOML and
+validated field by field, never executed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from uniqsar.models.pretrain_common import typed_section
+
+KIND = "dmpnn"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The encoder that is pretrained and shipped (the same fields as the ``dmpnn`` learner's)."""
+    hidden_size: int = 300
+    depth: int = 3
+    dropout: float = 0.0
+    aggregation: str = "norm"  # mean | sum | norm (sum / aggregation_norm)
+    aggregation_norm: float = 100.0
+    head_hidden: int = 512  # pretraining head only (not shipped): hidden -> head_hidden -> targets
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    smiles_col: str = ""  # "" = auto-detect
+    offset: int = 0  # skip this many data rows first
+    limit: int = 0  # then read only `limit` rows (0 = all)
+    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
+    val_fraction: float = 0.01  # held out by a seeded hash of the canonical SMILES
+    val_max: int = 4096  # validation molecules actually evaluated
+    chunk_size: int = 8192  # molecules per cached target file (targets/<k>.npz)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    descriptors: bool = True  # regress every RDKit 2D descriptor (Descriptors._descList), robustly scaled
+    log_above: float = 1e4  # columns whose |value| reaches this (99.9th percentile) are signed-log1p'ed first
+    clip_percentile: float = 0.5  # then clipped to the [p, 100 - p] percentiles of the training molecules
+    morgan_bits: int = 2048  # also predict Morgan bits (KPGT-style; 0 = off)
+    morgan_radius: int = 2
+    morgan_weight: float = 1.0  # weight of the bit BCE against the descriptor MSE
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    max_steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    end_lr: float = 1e-5
+    warmup_steps: int = 200
+    power: float = 1.0
+    weight_decay: float = 0.0
+    clip_norm: float = 10.0
+    seed: int = 1
+    threads: int = 0  # torch threads; 0 = all cores
+    loader_workers: int = 1  # processes that build molecular graphs ahead of the training step (0 = inline)
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 250
+
+
+@dataclass(frozen=True)
+class DMPNNPretrainRecipe:
+    name: str
+    model: EncoderSpec = field(default_factory=EncoderSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": {"kind": KIND, **asdict(self.model)}, "data": asdict(self.data),
+                "objective": asdict(self.objective), "train": asdict(self.train)}
+
+
+def recipe_from_dict(d: dict, name: str = "custom") -> DMPNNPretrainRecipe:
+    from .learner import AGGREGATIONS
+
+    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
+    if unknown:
+        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
+    m = dict(d.get("model", {}))
+    kind = m.pop("kind", KIND)
+    if kind != KIND:
+        raise ValueError(f"recipe {name!r}: [model] kind must be {KIND!r}, got {kind!r}")
+    sec = lambda cls, key: cls(**typed_section(cls, d.get(key, {}) if key != "model" else m,  # noqa: E731
+                                               f"recipe {name!r} [{key}]"))
+    r = DMPNNPretrainRecipe(name, sec(EncoderSpec, "model"), sec(DataSpec, "data"), sec(ObjectiveSpec, "objective"),
+                            sec(TrainSpec, "train"))
+    mo, o, t, da = r.model, r.objective, r.train, r.data
+    if mo.aggregation not in AGGREGATIONS:
+        raise ValueError(f"recipe {name!r}: aggregation must be one of {AGGREGATIONS}, got {mo.aggregation!r}")
+    if not (o.descriptors or o.morgan_bits):
+        raise ValueError(f"recipe {name!r}: [objective] needs descriptors = true or morgan_bits > 0")
+    for k, v in {"hidden_size": mo.hidden_size, "depth": mo.depth, "head_hidden": mo.head_hidden,
+                 "max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
+                 "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "chunk_size": da.chunk_size,
+                 "morgan_radius": o.morgan_radius}.items():
+        if v <= 0:
+            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    for k, v in {"val_fraction": da.val_fraction, "dropout": mo.dropout}.items():
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1), got {v}")
+    if not 0.0 <= o.clip_percentile < 50.0:
+        raise ValueError(f"recipe {name!r}: clip_percentile must be in [0, 50), got {o.clip_percentile}")
+    if min(t.warmup_steps, t.clip_norm, t.end_lr, t.weight_decay, o.morgan_bits, o.morgan_weight,
+           t.loader_workers) < 0:
+        raise ValueError(f"recipe {name!r}: warmup_steps, clip_norm, end_lr, weight_decay, morgan_bits, "
+                         f"morgan_weight and loader_workers must be >= 0")
+    return r
+
+
+def load_dmpnn_recipe(name_or_path) -> DMPNNPretrainRecipe:
+    from uniqsar.models.pretraining import resolve_recipe
+
+    path, d = resolve_recipe(name_or_path)
+    return recipe_from_dict(d, name=path.stem)
+
+
+__all__ = ["KIND", "EncoderSpec", "DataSpec", "ObjectiveSpec", "TrainSpec", "DMPNNPretrainRecipe",
+           "recipe_from_dict", "load_dmpnn_recipe"]
