@@ -265,8 +265,25 @@ def main(argv=None) -> int:
         return 2
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"uniqsar {a.command}: error: {msg}", file=sys.stderr)
+        print(f"uniqsar {a.command}: error: {_safe(msg)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # never a traceback (UNIQSAR_DEBUG=1 shows it)
+        import os
+
+        if os.environ.get("UNIQSAR_DEBUG"):
+            raise
+        from uniqsar.io.verify import one_line
+
+        print(f"uniqsar {a.command}: error: {one_line(exc)} (unexpected; set UNIQSAR_DEBUG=1 to see where it "
+              "happened)", file=sys.stderr)
+        return 2
+
+
+def _safe(msg) -> str:
+    """The message, except that a library's hint to load pickles (torch: weights_only=False) is never passed on."""
+    from uniqsar.io.verify import one_line
+
+    return one_line(ValueError(msg)) if "weights_only" in str(msg) else str(msg)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,17 @@ def write_json(path: Path, obj) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    """Parse a JSON file; a damaged one is a :class:`RunDirError` naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing; restore it from a copy or refit the run") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        where = f" (line {e.lineno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise RunDirError(f"{path} is damaged: not valid JSON{where}; restore it from a copy or refit the run") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path} is a folder, not a JSON file; restore it from a copy or refit the run") from None
 
 
 def _default(o):
@@ -74,10 +84,16 @@ def check_run_dir(path) -> Path:
     if not manifest.exists():
         raise RunDirError(f"{path} is not a uniqsar run directory (no manifest.json)")
     m = read_json(manifest)
+    if not isinstance(m, dict):
+        raise RunDirError(f"{manifest} is damaged (not a JSON object); restore it from a copy or refit the run")
     version = m.get("format_version")
     if version != FORMAT_VERSION:
         raise RunDirError(f"{path}: run format version {version} is not supported by this uniqsar "
                           f"(expects {FORMAT_VERSION}); refit or use a matching uniqsar version")
     if m.get("status") != "complete":
         raise RunDirError(f"{path}: the run did not finish (status {m.get('status')!r}); resume or refit it")
+    bad = [k for k, kind in (("targets", dict), ("featurizers", dict)) if not isinstance(m.get(k), kind)]
+    if bad or not all(isinstance(t, dict) and "dir" in t and "task" in t for t in m["targets"].values()):
+        raise RunDirError(f"{manifest} is damaged (entry {(bad or ['targets'])[0]!r} is missing or malformed); "
+                          "restore it from a copy or refit the run")
     return path

@@ -18,6 +18,7 @@ from uniqsar.data.standardize import check_mode
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
+from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import default_metric
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
@@ -167,7 +168,7 @@ def fit(data, out, options: FitOptions) -> Path:
     pd.concat(oofs).to_csv(out / "oof.csv", index=False)
     write_json(out / "metrics.json", metrics)
     write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a)} for a, s in specs.items()})
-    manifest.update(status="complete", featurizers=specs,
+    manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
                     timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
     write_json(out / "manifest.json", manifest)
     log(f"done in {time.time() - t_start:.1f} s -> {out}")

@@ -1,6 +1,7 @@
 """Predict with a finished run directory. Every input row comes back, in order."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,15 @@ from uniqsar.data.dataset import find_smiles_column, standardize_column
 from uniqsar.data.standardize import LEGACY_MODE
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import check_run_dir, read_json
+from uniqsar.io.artifacts import RunDirError, check_run_dir, read_json
+from uniqsar.io.verify import member_dir, one_line, verify_member, verify_weights
 from uniqsar.registry import get_learner_class
 
 
 class Run:
-    """A loaded run directory. Builds learners from registry keys + native files only."""
+    """A loaded run directory. Builds learners from registry keys + native files only, after checking every
+    member file and weights file against the sha256 the fit recorded (``uniqsar.io.verify``): a run that is
+    missing or has a changed file is refused here, before anything is predicted."""
 
     def __init__(self, path, cache_dir=None, use_cache: bool = True, n_jobs: int = 1):
         self.path = check_run_dir(path)
@@ -26,6 +30,10 @@ class Run:
         self.ensembles = {t: read_json(self.path / m["dir"] / "ensemble.json")
                           for t, m in self.manifest["targets"].items()}
         self._learners: dict[str, list] = {}
+        self._parts = {t: self._verified_parts(t) for t in self.targets}
+        verify_weights(self.path, self.manifest, self._store())
+        for t in self.targets:
+            self._members(t)
 
     @property
     def standardize(self) -> str:
@@ -39,16 +47,38 @@ class Run:
     def task(self, target: str) -> str:
         return self.manifest["targets"][target]["task"]
 
+    def _verified_parts(self, target: str) -> list[list[str]]:
+        ens = self.ensembles[target]
+        members = ens.get("members") if isinstance(ens, dict) else None
+        if not isinstance(members, list) or not members or not all(
+                isinstance(m, dict) and {"learner", "path", "features", "weight"} <= set(m) for m in members):
+            raise RunDirError(f"{self.path}: the ensemble of target {target!r} is damaged (ensemble.json lists no "
+                              "usable members); restore the run directory from a copy or refit")
+        return [verify_member(self.path, m) for m in members]
+
+    def _store(self) -> FeatureStore:
+        return FeatureStore(self.manifest["featurizers"], self._cache, n_jobs=self.n_jobs, verbose=False)
+
     def _members(self, target: str):
         if target not in self._learners:
             loaded = []
-            for m in self.ensembles[target]["members"]:
-                cls = get_learner_class(m["learner"])
-                mdir = (self.path / m["path"]).resolve()
-                if self.path.resolve() not in mdir.parents:
-                    raise ValueError(f"member path {m['path']!r} points outside the run directory")
-                parts = sorted(p for p in mdir.iterdir() if p.is_dir())
-                loaded.append((m, [cls.load(p) for p in parts]))
+            for m, parts in zip(self.ensembles[target]["members"], self._parts[target]):
+                try:
+                    cls = get_learner_class(m["learner"])
+                except KeyError:
+                    raise RunDirError(f"{self.path}: member {m.get('id')!r} needs learner {m['learner']!r}, which "
+                                      "this uniqsar installation does not have") from None
+                mdir = member_dir(self.path, m)
+                models = []
+                for part in parts:
+                    try:
+                        with warnings.catch_warnings():  # e.g. torch's unpickler notes on a foreign file
+                            warnings.simplefilter("ignore")
+                            models.append(cls.load(mdir / part))
+                    except Exception as e:  # a damaged file must be one clear line, never a traceback
+                        raise RunDirError(f"{self.path}: cannot load the {m['learner']} model in {mdir / part} "
+                                          f"({one_line(e)}); restore the run directory from a copy or refit") from None
+                loaded.append((m, models))
             self._learners[target] = loaded
         return self._learners[target]
 
@@ -57,7 +87,7 @@ class Run:
 
     def predict_canonical(self, canonical: list[str]) -> dict[str, np.ndarray]:
         """Raw predictions (value, or probability of class 1) per target for valid SMILES."""
-        store = FeatureStore(self.manifest["featurizers"], self._cache, n_jobs=self.n_jobs, verbose=False)
+        store = self._store()
         out = {}
         for target in self.targets:
             pred = np.zeros(len(canonical))

@@ -17,6 +17,7 @@ from uniqsar.ensemble.backward import stack_models
 from uniqsar.ensemble.greedy import fit_weights
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
+from uniqsar.io.verify import member_digests
 from uniqsar.metrics import score
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
@@ -101,7 +102,7 @@ def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
         log(f"  {model.id}: fitted on all data in {time.time() - t0:.1f} s")
         members.append({"id": model.id, "learner": model.learner, "features": list(model.features),
                         "params": cand["params"], "weight": weight, "cv_score": None,
-                        "path": str(mdir.relative_to(ctx.run_dir))})
+                        "path": str(mdir.relative_to(ctx.run_dir)), "files": member_digests(mdir)})
         rows.append({"target": data.name, "candidate": model.id, "learner": model.learner,
                      "features": "+".join(model.features), "trial": -1, "rank_in_study": 1,
                      "cv_score": np.nan, "n_trials": 0, "weight": weight})
@@ -183,7 +184,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         _fit_final(ctx, data, c, folds, mdir)
         members.append({"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
                         "params": c["params"], "weight": float(w), "cv_score": c["cv"],
-                        "path": str(mdir.relative_to(ctx.run_dir))})
+                        "path": str(mdir.relative_to(ctx.run_dir)), "files": member_digests(mdir)})
     for r, c, w in zip(rows, candidates, weights):
         r["weight"] = float(w)
         r["ensemble_cv_without_model"] = without.get(c["model"].id, np.nan)
