@@ -39,8 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--time-budget", help="wall-clock limit for the whole fit, e.g. 90s, 10m, 1h30m")
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--n-jobs", type=int, default=1, help="parallel processes (trials, featurization); -1 = all cores")
-    f.add_argument("--learners", help=f"comma-separated learners to keep from the recipe; available: {_learner_help()}")
-    f.add_argument("--metric", help="metric to optimize (default: mae for regression, roc_auc for binary)")
+    f.add_argument("--learners", help="comma-separated learners to use (one the preset lacks comes with its "
+                                      f"configuration from `best`); available: {_learner_help()}")
+    f.add_argument("--metric", help="metric to optimize, any case (default: mae for regression, roc_auc for binary; "
+                                    "aliases such as AUROC, auc, ROC-AUC, AUPRC)")
+    f.add_argument("--drop-conflicting", action="store_true", default=None,
+                   help="leave out molecules whose duplicate rows have conflicting labels (default: merge them, "
+                        "mean or majority; recipe: [data] drop_conflicting)")
     f.add_argument("--target-transform", default="auto", choices=["auto", "none", "log10p1"],
                    help="regression target transform (auto: log10(1+y) for non-negative right-skewed targets)")
     f.add_argument("--standardize", choices=MODES,
@@ -80,17 +85,11 @@ def cmd_fit(a) -> int:
     from uniqsar.util import parse_duration
 
     learners = tuple(x.strip() for x in a.learners.split(",") if x.strip()) if a.learners else ()
-    if learners:
-        from uniqsar.registry import learner_names
-
-        unknown = [x for x in learners if x not in learner_names()]
-        if unknown:
-            raise ValueError(f"unknown learner(s) {unknown}; available: {_learner_help()}")
     opts = FitOptions(targets=tuple(a.target), smiles_col=a.smiles_col, task=a.task, preset=a.preset, seed=a.seed,
                       n_jobs=a.n_jobs, time_budget=parse_duration(a.time_budget), cache_dir=a.cache_dir,
-                      use_cache=not a.no_cache, learners=learners,
-                      metric={t: a.metric for t in a.target} if a.metric else {}, storage=a.storage, resume=a.resume,
-                      target_transform=a.target_transform, standardize=a.standardize)
+                      use_cache=not a.no_cache, learners=learners, metric=a.metric or {}, storage=a.storage,
+                      resume=a.resume, target_transform=a.target_transform, standardize=a.standardize,
+                      drop_conflicting=a.drop_conflicting)  # every option is resolved in pipeline/options.py
     out = fit(a.data, a.out, opts)
     print(info_text(out))
     return 0

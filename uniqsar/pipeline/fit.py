@@ -20,6 +20,7 @@ from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
 from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import default_metric
+from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
 from uniqsar.util import log, n_cores
@@ -65,12 +66,6 @@ PRETRAINED_MODULES = {"unimol2": "uniqsar.models.unimol2.pretrained",
                       "smiles_transformer": "uniqsar.models.smiles.pretrained"}
 
 
-def _prepare_out(out: Path, resume: bool) -> None:
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise FileExistsError(f"output directory {out} exists and is not empty; choose a new --out or pass --resume")
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _featurize(store: FeatureStore, targets: dict, aliases: list[str], deadline, budget) -> None:
     """Compute every feature matrix before tuning, so the time budget is split over what is left."""
     t0 = time.time()
@@ -87,7 +82,8 @@ def _featurize(store: FeatureStore, targets: dict, aliases: list[str], deadline,
 
 
 def fit(data, out, options: FitOptions) -> Path:
-    """Run the whole AutoML on ``data`` (path or DataFrame) and write the run to ``out``."""
+    """Run the whole AutoML on ``data`` (path or DataFrame) and write the run to ``out``. A fit that stops early
+    marks ``out`` failed (``pipeline/rundir.py``), so the same call can be repeated."""
     t_start = time.time()
     deadline = t_start + options.time_budget if options.time_budget else None
     out = Path(out)
@@ -97,8 +93,17 @@ def fit(data, out, options: FitOptions) -> Path:
     if options.standardize is not None:
         recipe = replace(recipe, standardize=check_mode(options.standardize))
     n_jobs = n_cores() if options.n_jobs in (0, -1) else max(1, options.n_jobs)
-    _prepare_out(out, options.resume)
+    previous = prepare_out(out, options.resume)
+    try:
+        return _fit_in(data, out, options, recipe, n_jobs, previous, t_start, deadline)
+    except BaseException as exc:
+        mark_failed(out, exc)
+        raise
 
+
+def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous: dict | None, t_start: float,
+            deadline: float | None) -> Path:
+    """The fit once ``out`` is ready (``previous``: the manifest of a failed attempt found there, or None)."""
     df = read_table(data)
     log(f"read {len(df)} rows; standardizing molecules ({recipe.standardize})")
     ds = prepare(df, list(options.targets), options.smiles_col, options.task, n_jobs=n_jobs,
@@ -110,6 +115,8 @@ def fit(data, out, options: FitOptions) -> Path:
         if t["n_duplicates_merged"] or t["n_conflicting"]:
             log(f"target {name!r}: merged {t['n_duplicates_merged']} duplicate rows, {t['n_conflicting']} with conflicting labels")
     fingerprint = _fingerprint(ds, recipe, options)
+    if continue_or_restart(out, previous, fingerprint):
+        options = replace(options, resume=True)
     if options.resume and (out / "manifest.json").exists():
         old = read_json(out / "manifest.json").get("fingerprint")
         if old != fingerprint:
