@@ -25,8 +25,11 @@ def test_fit_predict_info(tmp_path):
     assert r.returncode == 0, r.stderr
     pred = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
     assert list(pred["name"]) == ["eth", "bad", "benz"]
-    assert list(pred.columns) == ["name", "SMILES", "Y_pred", "Y_prob", "error"]
+    assert list(pred.columns) == ["name", "SMILES", "Y_pred", "Y_prob", "Y_set", "Y_nn_similarity", "Y_in_domain",
+                                  "error"]
     assert pred.loc[1, "error"].startswith("invalid SMILES") and pred.loc[1, "Y_pred"] == ""
+    assert pred.loc[1, ["Y_set", "Y_nn_similarity", "Y_in_domain"]].tolist() == ["", "", ""]
+    assert set(pred.loc[[0, 2], "Y_set"]) <= {"0", "1", "0|1"} and set(pred.loc[[0, 2], "Y_in_domain"]) <= {"true", "false"}
     r = uq("info", run)
     assert r.returncode == 0 and "roc_auc" in r.stdout and "nested" in r.stdout and "standardize full" in r.stdout
     r = uq("info", run, "--json")

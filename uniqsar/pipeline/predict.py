@@ -34,6 +34,7 @@ class Run:
         verify_weights(self.path, self.manifest, self._store())
         for t in self.targets:
             self._members(t)
+        self._uncertainty: dict = {}
 
     @property
     def standardize(self) -> str:
@@ -87,44 +88,68 @@ class Run:
 
     def predict_canonical(self, canonical: list[str]) -> dict[str, np.ndarray]:
         """Raw predictions (value, or probability of class 1) per target for valid SMILES."""
+        return {t: pred for t, (pred, _) in self.predict_members(canonical).items()}
+
+    def predict_members(self, canonical: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per target: the ensemble prediction (n,) and each member's prediction (n, members), original scale."""
         store = self._store()
         out = {}
         for target in self.targets:
-            pred = np.zeros(len(canonical))
+            cols = []
             for member, models in self._members(target):
                 X = store.matrix(member["features"], canonical)
                 raw = np.mean([m.predict(X) for m in models], axis=0)
-                pred += member["weight"] * target_transform.inverse(self.ensembles[target].get("transform", "none"), raw)
-            out[target] = pred
+                cols.append(target_transform.inverse(self.ensembles[target].get("transform", "none"), raw))
+            M = np.column_stack(cols) if cols else np.zeros((len(canonical), 0))
+            weights = np.array([m["weight"] for m, _ in self._members(target)])
+            out[target] = (M @ weights, M)
         return out
 
-    def predict_frame(self, df: pd.DataFrame, smiles_col: str | None = None) -> pd.DataFrame:
-        """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary) and ``error`` columns appended."""
+    def uncertainty(self, target: str):
+        """The target's conformal calibration and applicability domain (``uniqsar.uncertainty``)."""
+        from uniqsar.uncertainty.columns import TargetUncertainty
+
+        if target not in self._uncertainty:
+            self._uncertainty[target] = TargetUncertainty.load(self.path / self.manifest["targets"][target]["dir"])
+        return self._uncertainty[target]
+
+    def predict_frame(self, df: pd.DataFrame, smiles_col: str | None = None, confidence: float | None = 0.9
+                      ) -> pd.DataFrame:
+        """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary), the uncertainty columns of
+        ``uniqsar.uncertainty.columns`` at ``confidence`` (None: without them), and ``error`` appended."""
         col = find_smiles_column(df, smiles_col or (self.manifest["smiles_col"] if self.manifest["smiles_col"] in df.columns else None))
         rows = standardize_column(df, col, n_jobs=self.n_jobs, mode=self.standardize)
         valid = (rows["error"] == "").to_numpy()
         canonical = rows["canonical"][valid].tolist()
-        preds = self.predict_canonical(canonical) if canonical else {t: np.zeros(0) for t in self.targets}
+        preds = self.predict_members(canonical) if canonical else {t: (np.zeros(0), None) for t in self.targets}
         out = df.copy()
         for target in self.targets:
             full = np.full(len(df), np.nan)
-            full[valid] = preds[target]
+            full[valid] = preds[target][0]
             if self.task(target) == "binary":
                 label = np.where(np.isnan(full), np.nan, (full >= 0.5).astype(float))
                 out[f"{target}_pred"] = pd.array(label, dtype="Float64").astype("Int64")
                 out[f"{target}_prob"] = full
             else:
                 out[f"{target}_pred"] = full
+            if confidence is not None:
+                pred, members = preds[target]
+                for name, values in self.uncertainty(target).columns(target, self.task(target), valid, canonical,
+                                                                     pred, members, confidence).items():
+                    out[name] = values
         out["error"] = rows["error"].to_numpy()
         return out
 
-    def predict(self, data, smiles_col: str | None = None):
-        """List of SMILES -> array (one target) or DataFrame; DataFrame -> DataFrame."""
+    def predict(self, data, smiles_col: str | None = None, intervals: bool = False, confidence: float = 0.9):
+        """List of SMILES -> array (one target) or DataFrame (several targets, or ``intervals=True``: the
+        interval / set and domain columns at ``confidence``); DataFrame -> DataFrame (with those columns)."""
         if isinstance(data, pd.DataFrame):
-            return self.predict_frame(data, smiles_col)
+            return self.predict_frame(data, smiles_col, confidence)
         if isinstance(data, str):
             data = [data]
-        frame = self.predict_frame(pd.DataFrame({"smiles": list(data)}), "smiles")
+        frame = self.predict_frame(pd.DataFrame({"smiles": list(data)}), "smiles", confidence if intervals else None)
+        if intervals:
+            return frame
         if len(self.targets) == 1:
             t = self.targets[0]
             col = f"{t}_prob" if self.task(t) == "binary" else f"{t}_pred"
@@ -132,14 +157,15 @@ class Run:
         return frame.drop(columns=["smiles"])
 
 
-def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 20000) -> int:
+def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 20000,
+                confidence: float = 0.9) -> int:
     """Stream ``src`` through the run in chunks; returns the number of rows written."""
     n = 0
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with open(dst, "w", newline="") as fh:
         for i, chunk in enumerate(pd.read_csv(src, chunksize=chunksize)):
-            res = run.predict_frame(chunk, smiles_col)
+            res = run.predict_frame(chunk, smiles_col, confidence)
             res.to_csv(fh, header=(i == 0), index=False)
             n += len(res)
     if n == 0:

@@ -1,0 +1,1 @@
+"""Uncertainty of predictions: conformal intervals / sets and the applicability domain."""
