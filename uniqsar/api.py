@@ -56,8 +56,10 @@ class AutoQSAR:
             raise RuntimeError("call fit() first (or use load_run for a saved run)")
         return self.run_
 
-    def predict(self, data, smiles_col: str | None = None):
-        return self._run().predict(data, smiles_col)
+    def predict(self, data, smiles_col: str | None = None, intervals: bool = False, confidence: float = 0.9):
+        """Predictions; ``intervals=True``: a DataFrame with the conformal interval / set at ``confidence`` and the
+        applicability-domain columns (as ``uniqsar predict`` writes them)."""
+        return self._run().predict(data, smiles_col, intervals=intervals, confidence=confidence)
 
     def leaderboard(self) -> pd.DataFrame:
         return self._run().leaderboard()
