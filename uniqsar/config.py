@@ -45,6 +45,7 @@ class Recipe:
     name: str
     description: str = ""
     standardize: str = DEFAULT_MODE  # canonical | full (data/standardize.py)
+    drop_conflicting: bool = False  # leave out molecules whose duplicate labels conflict (data/targets.py)
     n_folds: int = 5
     split: str = "scaffold"
     featurizers: tuple[FeaturizerSpec, ...] = ()
@@ -75,7 +76,8 @@ class Recipe:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "description": self.description,
-            "data": {"standardize": self.standardize},
+            # drop_conflicting only when set: the dict is part of a run's fingerprint, and older runs must resume
+            "data": {"standardize": self.standardize, **({"drop_conflicting": True} if self.drop_conflicting else {})},
             "cv": {"n_folds": self.n_folds, "split": self.split},
             "featurizers": {f.alias: {"key": f.key, **f.params} for f in self.featurizers},
             "models": [
@@ -92,7 +94,7 @@ class Recipe:
 
 
 SECTION_KEYS = {
-    "data": {"standardize"},
+    "data": {"standardize", "drop_conflicting"},
     "cv": {"n_folds", "split"},
     "models": {"learner", "features", "n_trials", "params", "name", "search"},
     "ensemble": {"method", "size", "top_trials", "drop_models"},
@@ -118,6 +120,9 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     standardize = d.get("data", {}).get("standardize", DEFAULT_MODE)
     if standardize not in MODES:
         raise ConfigError(f"recipe {name!r}: data.standardize must be one of {MODES}, not {standardize!r}")
+    drop_conflicting = d.get("data", {}).get("drop_conflicting", Recipe.drop_conflicting)
+    if not isinstance(drop_conflicting, bool):
+        raise ConfigError(f"recipe {name!r}: data.drop_conflicting must be true or false")
     cv = d.get("cv", {})
     if cv.get("split", "scaffold") not in {"scaffold", "random"}:
         raise ConfigError(f"recipe {name!r}: cv.split must be scaffold or random, not {cv.get('split')!r}")
@@ -156,7 +161,7 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
-        n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
+        drop_conflicting=drop_conflicting, n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
         top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models,

@@ -108,19 +108,44 @@ METRICS: dict[str, Metric] = {
     )
 }
 
-_ALIASES = {"auroc": "roc_auc", "roc-auc": "roc_auc", "auprc": "pr_auc", "pr-auc": "pr_auc",
-            "log_loss": "logloss", "acc": "accuracy"}
+#: other spellings of each metric (compared after lower-casing and turning spaces and hyphens into "_")
+ALIASES: dict[str, tuple[str, ...]] = {
+    "roc_auc": ("auroc", "auc", "rocauc", "roc", "auc_roc", "area_under_roc", "roc_auc_score"),
+    "pr_auc": ("auprc", "prauc", "aupr", "average_precision", "ap", "pr_auc_score"),
+    "logloss": ("log_loss", "cross_entropy", "bce", "binary_cross_entropy", "nll"),
+    "accuracy": ("acc",),
+    "mae": ("mean_absolute_error", "l1"),
+    "rmse": ("root_mean_squared_error", "rms"),
+    "r2": ("r^2", "r_2", "rsquared", "r_squared", "coefficient_of_determination"),
+    "spearman": ("spearmanr", "spearman_rho", "spearman_r", "rho"),
+    "pearson": ("pearsonr", "pearson_r"),
+}
+_LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in (name, *aliases)}
+
+
+def _key(name: str) -> str:
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
 
 
 def get_metric(name: str | Metric) -> Metric:
-    """Look a metric up by name (case-insensitive; TDC spellings such as 'AUROC' accepted)."""
+    """Look a metric up by name or alias (case-insensitive; 'AUROC', 'auc', 'ROC-AUC', 'MAE' ...)."""
     if isinstance(name, Metric):
         return name
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in METRICS:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
-    return METRICS[key]
+    if not isinstance(name, str) or _key(name) not in _LOOKUP:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)} (or an alias such as auroc, auc, "
+                       "auprc, log_loss)")
+    return METRICS[_LOOKUP[_key(name)]]
+
+
+def metric_for_task(name: str, task: str, target: str = "target") -> str:
+    """The canonical name of metric ``name`` (aliases resolved), checked against the target's task."""
+    _check_task(task)
+    metric = get_metric(name)
+    if metric.task != task:
+        shown = repr(name) if name == metric.name else f"{name!r} ({metric.name})"
+        raise ValueError(f"metric {shown} is for {metric.task} targets, but target {target!r} is "
+                         f"{task}; use one of: {', '.join(metrics_for(task))}")
+    return metric.name
 
 
 def score(metric: str | Metric, y_true, y_pred) -> float:
