@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uniqsar.config import dump_toml, load_recipe
+from uniqsar.config import dump_toml
 from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import prepare, read_table
-from uniqsar.data.standardize import check_mode
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
 from uniqsar.io.verify import weights_digests
-from uniqsar.metrics import default_metric
+from uniqsar.metrics import get_metric
+from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
@@ -40,12 +40,13 @@ class FitOptions:
     time_budget: float | None = None  # seconds for the whole fit
     cache_dir: str | None = None
     use_cache: bool = True
-    learners: tuple[str, ...] = ()  # restrict the recipe to these learner keys
-    metric: dict = field(default_factory=dict)  # target -> metric name override
+    learners: tuple[str, ...] = ()  # these learners only (one the preset lacks comes from `best`: options.py)
+    metric: dict | str = field(default_factory=dict)  # target -> metric name or alias (a str: every target)
     storage: str | None = None  # Optuna storage URL; default: journal file in the run dir
     resume: bool = False
     target_transform: str = "auto"  # none | log10p1 | auto (regression only)
     standardize: str | None = None  # full | canonical; None: the recipe's ([data] standardize)
+    drop_conflicting: bool | None = None  # None: the recipe's ([data] drop_conflicting)
 
 
 def _fingerprint(ds, recipe, options: FitOptions) -> str:
@@ -87,11 +88,11 @@ def fit(data, out, options: FitOptions) -> Path:
     t_start = time.time()
     deadline = t_start + options.time_budget if options.time_budget else None
     out = Path(out)
-    recipe = load_recipe(options.preset)
-    if options.learners:
-        recipe = recipe.restrict(list(options.learners))
-    if options.standardize is not None:
-        recipe = replace(recipe, standardize=check_mode(options.standardize))
+    recipe = resolve_recipe(options.preset, options.learners, options.standardize, options.drop_conflicting)
+    given = resolve_metrics(options.metric, options.targets)
+    if options.task != "auto":  # a metric that does not fit the task fails before any data is read
+        target_metrics(given, {t: options.task for t in options.targets})
+    options = replace(options, metric={t: get_metric(name).name for t, name in given.items()})
     n_jobs = n_cores() if options.n_jobs in (0, -1) else max(1, options.n_jobs)
     previous = prepare_out(out, options.resume)
     try:
@@ -107,13 +108,19 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     df = read_table(data)
     log(f"read {len(df)} rows; standardizing molecules ({recipe.standardize})")
     ds = prepare(df, list(options.targets), options.smiles_col, options.task, n_jobs=n_jobs,
-                 standardize=recipe.standardize)
+                 standardize=recipe.standardize, drop_conflicting=recipe.drop_conflicting)
     rep = ds.report
     log(f"{rep['n_valid']} valid molecules, {rep['n_invalid']} invalid"
         + (f" (e.g. row {rep['invalid_examples'][0]['row']}: {rep['invalid_examples'][0]['reason']})" if rep["n_invalid"] else ""))
     for name, t in rep["targets"].items():
+        if t["n_excluded"]:
+            log(f"target {name!r}: {t['n_excluded']} cell(s) left out ("
+                + ", ".join(f"{k} {r}" for r, k in t["excluded_by_reason"].items()) + "; listed in data_report.json)")
         if t["n_duplicates_merged"] or t["n_conflicting"]:
-            log(f"target {name!r}: merged {t['n_duplicates_merged']} duplicate rows, {t['n_conflicting']} with conflicting labels")
+            log(f"target {name!r}: merged {t['n_duplicates_merged']} duplicate rows, {t['n_conflicting']} molecules with "
+                f"conflicting labels" + (" (left out: drop_conflicting)" if t["conflicts_dropped"] else ""))
+    target_metric = target_metrics(options.metric, {n: d.task for n, d in ds.targets.items()})  # before any featurization
+    check_class_counts(ds.targets, recipe.n_folds)
     fingerprint = _fingerprint(ds, recipe, options)
     if continue_or_restart(out, previous, fingerprint):
         options = replace(options, resume=True)
@@ -133,7 +140,7 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
         "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col,
         "n_jobs": n_jobs, "time_budget_s": options.time_budget,
-        "targets": {n: {"task": d.task, "metric": options.metric.get(n) or default_metric(d.task),
+        "targets": {n: {"task": d.task, "metric": target_metric[n],
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
     for key, module in PRETRAINED_MODULES.items():  # weights identity (sha256) of every pretrained model used
