@@ -29,18 +29,37 @@ MAX_LISTED = 50  # excluded cells / conflicts listed per target in data_report.j
 def read_table(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source.reset_index(drop=True)
+    return next(iter_table(source, None))
+
+
+def iter_table(source, chunksize: int | None, as_text: bool = False):
+    """The table of ``source`` (a CSV or TSV path, read the same way by fit and predict) in frames of
+    ``chunksize`` rows (None: one frame); ``as_text``: every cell as its text (predict passes the input
+    columns through unchanged). Raises :class:`DataError` with the reason for a file it cannot read."""
     path = Path(source)
     if not path.exists():
         raise DataError(f"file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a CSV/TSV file")
     sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} or path.name.endswith(".tsv.gz") else ","
+    n = 0
     try:
         # only empty cells are missing: "NA", "n/a", "null" stay text, so a target's report can list them
-        df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
+        frames = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""], chunksize=chunksize,
+                             dtype=str if as_text else None)
+        for df in [frames] if chunksize is None else frames:
+            n += len(df)
+            if len(df):
+                yield df
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
-    if df.shape[0] == 0:
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is not a well-formed {'TSV' if sep != ',' else 'CSV'} file "
+                        f"({str(e).strip().splitlines()[-1]})") from None
+    if n == 0:
         raise DataError(f"{path} has a header but no rows")
-    return df
 
 
 def find_smiles_column(df: pd.DataFrame, smiles_col: str | None = None) -> str:

@@ -20,6 +20,7 @@ class FeatureStore:
         self.verbose = verbose
         self._memo: dict[tuple[str, int], np.ndarray] = {}
         self.dims: dict[str, int] = {}
+        self.notes: dict[str, dict] = {}  # alias -> what the featurizer reports about the molecules (e.g. crops)
 
     def featurizer(self, alias: str):
         spec = self.specs[alias]
@@ -30,7 +31,10 @@ class FeatureStore:
         key = (alias, hash(tuple(smiles)))
         if key not in self._memo:
             t0 = time.time()
-            X = self.cache.get(self.featurizer(alias), smiles, n_jobs=self.n_jobs)
+            feat = self.featurizer(alias)
+            X = self.cache.get(feat, smiles, n_jobs=self.n_jobs)
+            if hasattr(feat, "notes"):
+                self.notes[alias] = feat.notes(smiles)
             if self.verbose:
                 log(f"featurized {alias}: {len(smiles)} molecules, {X.shape[1]} features "
                     f"({self.cache.last_hits} from cache, {self.cache.last_misses} computed) in {time.time() - t0:.1f} s")

@@ -181,7 +181,8 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
             for n, m in manifest["targets"].items()]
     pd.concat(oofs).to_csv(out / "oof.csv", index=False)
     write_json(out / "metrics.json", metrics)
-    write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a)} for a, s in specs.items()})
+    write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a), **store.notes.get(a, {})}
+                                          for a, s in specs.items()})
     manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
                     timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
     write_json(out / "manifest.json", manifest)

@@ -1,6 +1,9 @@
 """Predict with a finished run directory. Every input row comes back, in order."""
 from __future__ import annotations
 
+import os
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -8,13 +11,14 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.data import transform as target_transform
-from uniqsar.data.dataset import find_smiles_column, standardize_column
+from uniqsar.data.dataset import find_smiles_column, iter_table, standardize_column
 from uniqsar.data.standardize import LEGACY_MODE
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import RunDirError, check_run_dir, read_json
 from uniqsar.io.verify import member_dir, one_line, verify_member, verify_weights
 from uniqsar.registry import get_learner_class
+from uniqsar.util import log
 
 
 class Run:
@@ -157,17 +161,27 @@ class Run:
         return frame.drop(columns=["smiles"])
 
 
-def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 20000,
+def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 2000,
                 confidence: float = 0.9) -> int:
-    """Stream ``src`` through the run in chunks; returns the number of rows written."""
-    n = 0
+    """Stream ``src`` (CSV or TSV, read as ``fit`` reads it; cells kept as text) through the run in chunks of
+    ``chunksize`` rows, logging progress after each. The output goes to a temporary file beside ``dst``, renamed
+    at the end: a failed predict leaves no partial output. Returns the number of rows written."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(dst, "w", newline="") as fh:
-        for i, chunk in enumerate(pd.read_csv(src, chunksize=chunksize)):
-            res = run.predict_frame(chunk, smiles_col, confidence)
-            res.to_csv(fh, header=(i == 0), index=False)
-            n += len(res)
-    if n == 0:
-        raise ValueError(f"{src} has no rows")
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    n, t0 = 0, time.time()
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            for i, chunk in enumerate(iter_table(src, chunksize, as_text=True)):
+                res = run.predict_frame(chunk, smiles_col, confidence)
+                res.to_csv(fh, header=(i == 0), index=False)
+                n += len(res)
+                log(f"predicted {n} rows in {time.time() - t0:.1f} s")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plainly created file (mkstemp makes it private)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return n

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -152,18 +152,7 @@ class ConformerCache:
         failed: dict[str, str] = {}
         if todo:
             jobs = [(s, [q for q in seeds if f"{s}|{q}" not in table]) for s in todo]
-            if verbose:
-                print(f"Uni-Mol2 conformers: computing {len(todo)} molecule(s) x up to {n_conformers}",
-                      file=sys.stderr, flush=True)
-            if n_jobs == 1 or len(jobs) < 8:
-                results = _chunk_coords(jobs)
-            else:
-                from joblib import Parallel, delayed
-
-                size = max(1, -(-len(jobs) // (4 * n_jobs)))
-                parts = Parallel(n_jobs=n_jobs)(delayed(_chunk_coords)(jobs[i:i + size])
-                                                for i in range(0, len(jobs), size))
-                results = [r for p in parts for r in p]
+            results = _coords_with_progress(jobs, n_jobs, n_conformers, verbose)
             new = {}
             for (s, qs), res in zip(jobs, results):
                 if isinstance(res, str):
@@ -193,6 +182,32 @@ class ConformerCache:
                 feats.append(None)
                 reasons.append(f"{type(e).__name__}: {e}")
         return feats, reasons
+
+
+def _coords_with_progress(jobs: list, n_jobs: int, n_conformers: int, verbose: bool) -> list:
+    """_chunk_coords over ``jobs`` in blocks, so progress shows from the first block on (then every 5 s)."""
+    from uniqsar.util import log
+
+    if verbose:
+        log(f"Uni-Mol2 conformers: computing {len(jobs)} molecule(s) x up to {n_conformers}")
+    block = max(16, 32 * n_jobs)
+    results: list = []
+    t0, last = time.time(), 0.0
+    for b in range(0, len(jobs), block):
+        part = jobs[b:b + block]
+        if n_jobs == 1 or len(part) < 8:
+            results += _chunk_coords(part)
+        else:
+            from joblib import Parallel, delayed
+
+            size = max(1, -(-len(part) // (4 * n_jobs)))
+            for p in Parallel(n_jobs=n_jobs)(delayed(_chunk_coords)(part[i:i + size])
+                                             for i in range(0, len(part), size)):
+                results += p
+        if verbose and len(jobs) > block and (last == 0.0 or time.time() - last > 5 or len(results) == len(jobs)):
+            last = time.time()
+            log(f"Uni-Mol2 conformers: {len(results)}/{len(jobs)} molecules ({len(results) / (last - t0):.1f}/s)")
+    return results
 
 
 _PROCESS_CACHES: dict[tuple[str, bool], ConformerCache] = {}

@@ -6,11 +6,12 @@ batches are bucketed by size. Threads: whatever torch.set_num_threads says (or `
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import torch
+
+from uniqsar.util import log
 
 from .features import collate, featurize, iter_batches
 from .model import UniMol2, pool
@@ -37,11 +38,7 @@ def embed_features(model: UniMol2, feats: list, *, batch_size: int = 32, pooling
             done += len(idx)
             if verbose and (time.time() - last > 5 or done == len(items)):
                 last = time.time()
-                rate = done / max(last - t0, 1e-9)
-                print(f"\rUni-Mol2 embed: {done}/{len(items)} conformers ({rate:.1f}/s)", end="", file=sys.stderr,
-                      flush=True)
-    if verbose and items:
-        print(file=sys.stderr)
+                log(f"Uni-Mol2 embed: {done}/{len(items)} conformers ({done / max(last - t0, 1e-9):.1f}/s)")
     res = (out / np.maximum(count, 1)[:, None]).astype(np.float32)
     res[count == 0] = np.nan
     return res
@@ -72,7 +69,7 @@ def embed_smiles(
     of molecules above max_atoms. Returns float32 (n, width), plus per-row failure reasons if asked.
     """
     smiles = list(smiles)
-    verbose = len(smiles) >= 500 if verbose is None else verbose
+    verbose = True if verbose is None else verbose
     old_threads = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)

@@ -71,6 +71,14 @@ class UniMol2Embedding(Featurizer):
             self._model = load_backbone(self.params["weights"], int(self.params["seed"]), self.params["arch"])
         return self._model
 
+    def notes(self, smiles: Sequence[str]) -> dict:
+        """What a run should record about these molecules: how many are cropped to ``max_atoms`` heavy atoms."""
+        from rdkit import Chem
+
+        limit = int(self.params["max_atoms"])
+        mols = (Chem.MolFromSmiles(s) for s in smiles)
+        return {"max_atoms": limit, "n_cropped": sum(1 for m in mols if m is not None and m.GetNumHeavyAtoms() > limit)}
+
     def compute(self, smiles: Sequence[str], n_jobs: int = 1, return_reasons: bool = False):
         import torch
 
@@ -81,7 +89,13 @@ class UniMol2Embedding(Featurizer):
 
         smiles = list(smiles)
         p = self.params
-        verbose = len(smiles) >= 500
+        verbose = True  # throttled progress lines from the first molecules on
+        n_cropped = self.notes(smiles)["n_cropped"]
+        if n_cropped:
+            from uniqsar.util import log
+
+            log(f"Uni-Mol2: {n_cropped} of {len(smiles)} molecule(s) have more than {p['max_atoms']} heavy atoms: "
+                f"each is embedded from a seeded random subset of {p['max_atoms']} of its atoms")
         feats, reasons = cached_featurize(smiles, n_jobs=max(1, n_jobs), seed=int(p["conformer_seed"]),
                                           n_conformers=int(p["n_conformers"]), max_atoms=int(p["max_atoms"]),
                                           crop_seed=int(p["seed"]), verbose=verbose)
