@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("data", help="CSV with a SMILES column")
     pr.add_argument("--smiles-col")
     pr.add_argument("--out", required=True, help="output CSV: input columns + <T>_pred [<T>_prob] + error")
+    pr.add_argument("--confidence", type=float, default=0.9,
+                    help="confidence of the conformal intervals (regression) and sets (binary) (default: 0.9)")
     pr.add_argument("--n-jobs", type=int, default=1)
     pr.add_argument("--cache-dir")
 
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pretrain_parser(sub)
     _add_embed_parser(sub)
+    _add_explain_report_parsers(sub)
 
     i = sub.add_parser("info", help="summarize a run directory")
     i.add_argument("run")
@@ -100,7 +103,7 @@ def cmd_predict(a) -> int:
     from uniqsar.util import log
 
     run = Run(a.run, cache_dir=a.cache_dir, n_jobs=a.n_jobs)
-    n = predict_csv(run, a.data, a.out, a.smiles_col)
+    n = predict_csv(run, a.data, a.out, a.smiles_col, confidence=a.confidence)
     log(f"wrote {n} rows to {a.out}")
     return 0
 
@@ -245,6 +248,57 @@ def cmd_embed(a) -> int:
 
 
 COMMANDS["embed"] = cmd_embed
+
+
+def _add_explain_report_parsers(sub) -> None:
+    x = sub.add_parser("explain", help="atom weights of the ensemble's predictions (atom occlusion) + one SVG per row",
+                       epilog='examples:\n  uniqsar explain runs/x new.csv --out expl/\n  uniqsar explain runs/x "CCOc1ccccc1" '
+                              "--out expl/", formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.add_argument("run", help="run directory written by `uniqsar fit`")
+    x.add_argument("data", help="CSV with a SMILES column, or one SMILES")
+    x.add_argument("--out", required=True, help="folder for atom_weights.csv and <row>_<target>.svg")
+    x.add_argument("--target", action="append", help="explain this target only (repeat for several; default: all)")
+    x.add_argument("--smiles-col")
+    x.add_argument("--cache-dir")
+    r = sub.add_parser("report", help="one self-contained HTML report of a run (fit writes RUN/report.html)")
+    r.add_argument("run", help="run directory written by `uniqsar fit`")
+    r.add_argument("--out", help="output HTML (default: RUN/report.html)")
+
+
+def cmd_explain(a) -> int:
+    from pathlib import Path
+
+    from uniqsar.data.dataset import find_smiles_column, read_table
+    from uniqsar.explain.output import explain_to_dir
+    from uniqsar.pipeline.predict import Run
+    from uniqsar.util import log
+
+    run = Run(a.run, cache_dir=a.cache_dir)
+    if Path(a.data).is_file():
+        df = read_table(a.data)
+        smiles = df[find_smiles_column(df, a.smiles_col)].tolist()
+    elif a.data.lower().endswith((".csv", ".tsv", ".txt", ".gz")):
+        raise FileNotFoundError(f"no such file: {a.data}")
+    else:
+        smiles = [a.data]
+    res = explain_to_dir(run, smiles, a.out, a.target)
+    for r, reason in list(res["errors"].items())[:5]:
+        log(f"row {r} not explained: {reason}")
+    log(f"explained {res['n_explained']} of {res['n_rows']} rows -> {Path(a.out) / 'atom_weights.csv'} and "
+        f"{res['n_svg']} SVG files")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from uniqsar.report.html import write_report
+    from uniqsar.util import log
+
+    log(f"wrote {write_report(a.run, a.out)}")
+    return 0
+
+
+COMMANDS["explain"] = cmd_explain
+COMMANDS["report"] = cmd_report
 
 
 def main(argv=None) -> int:

@@ -20,9 +20,11 @@ from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, sa
 from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import get_metric
 from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
+from uniqsar.pipeline.budget import plan_budget
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
+from uniqsar.uncertainty.calibration import LEVELS, calibrate_target
 from uniqsar.util import log, n_cores
 
 # Share of a time budget reserved for stacking, final refits and writing the run directory.
@@ -134,12 +136,16 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     used = sorted({a for m in recipe.models for a in m.features})
     specs = {a: {"key": recipe.featurizer(a).key, "params": recipe.featurizer(a).params} for a in used}
     store = FeatureStore(specs, FeatureCache(options.cache_dir, enabled=options.use_cache), n_jobs=n_jobs)
+    plan = None
+    if deadline is not None and recipe.n_folds:  # a fallback first; featurizers that cannot pay off skipped
+        recipe, specs, plan = plan_budget(recipe, specs, store, ds.targets, deadline, n_jobs)
+        used = sorted(specs)
 
     manifest = {
         "format_version": FORMAT_VERSION, "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": package_versions(), "preset": options.preset, "recipe": recipe.name, "seed": options.seed,
         "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col,
-        "n_jobs": n_jobs, "time_budget_s": options.time_budget,
+        "n_jobs": n_jobs, "time_budget_s": options.time_budget, **({"budget_plan": plan} if plan else {}),
         "targets": {n: {"task": d.task, "metric": target_metric[n],
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
@@ -173,6 +179,10 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         metrics[name] = {"metric": ens["metric"], "cv_score_ensemble": ens["cv_score_nested"],
                          "cv_score_best_single": ens["best_single"]["cv_score"], "best_single": ens["best_single"]["id"],
                          "dropped_models": ens.get("dropped_models", []), "n_train": int(len(data_t.y))}
+        cal = calibrate_target(out / manifest["targets"][name]["dir"], ens)
+        if cal.get("available"):
+            metrics[name]["oof_coverage"] = {str(c): cal["oof_coverage"][str(c)]["coverage"] for c in LEVELS}
+            metrics[name]["domain_threshold"] = cal["domain"]["threshold"]
         timings[name] = round(time.time() - t0, 2)
 
     board = pd.DataFrame(rows)
@@ -186,5 +196,16 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
                     timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
     write_json(out / "manifest.json", manifest)
+    _write_report(out)
     log(f"done in {time.time() - t_start:.1f} s -> {out}")
     return out
+
+
+def _write_report(out: Path) -> None:
+    """report.html of the finished run; a failure here is logged, the run directory stays complete."""
+    from uniqsar.report.html import write_report
+
+    try:
+        write_report(out)
+    except Exception as exc:  # noqa: BLE001 - the report is a view of the run, never a reason to lose it
+        log(f"WARNING: report.html not written ({type(exc).__name__}: {exc}); `uniqsar report {out}` retries")

@@ -1,0 +1,1 @@
+"""Atom-level explanations of a run's ensemble predictions (atom occlusion)."""
