@@ -1,5 +1,6 @@
-"""Linear / LightGBM probe of pretrained embeddings (Uni-Mol2, or the SMILES transformer with
-`--model smiles_transformer`) on TDC ADMET train/valid splits (never the test sets).
+"""Linear / LightGBM probe of pretrained embeddings (Uni-Mol2; the SMILES transformer with
+`--model smiles_transformer`; the D-MPNN encoder with `--model dmpnn_emb`) on TDC ADMET train/valid splits
+(never the test sets).
 
 For every weights spec given, embeds the train_val molecules of each task (the `unimol2` or
 `smiles_transformer` featurizer, so conformers and embeddings are disk-cached), then for each split seed fits ridge (logistic regression for
@@ -11,6 +12,8 @@ A Morgan-count fingerprint row gives the scale of what a plain 2D baseline reach
         --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_small
     python benchmarks/pretrain/probe.py --model smiles_transformer --weights smiles=runs/pt_smiles_small \
         --random smiles --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_smiles
+    python benchmarks/pretrain/probe.py --model dmpnn_emb --weights desc=runs/pt_dmpnn_desc --random desc \
+        --pooling checkpoint mean --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_dmpnn
 
 Writes OUT.json (every score) and OUT.md (seed-1 table, the issue's criterion, plus the 5-seed means).
 """
@@ -40,6 +43,10 @@ TASKS = ["caco2_wang", "hia_hou", "pgp_broccatelli", "bioavailability_ma", "bbb_
 
 def arch_of(model: str, path: str) -> dict:
     """The architecture of a checkpoint, as the featurizer's `arch` overrides of a random init."""
+    if model == "dmpnn_emb":
+        from uniqsar.models.dmpnn.pretrained import identity
+
+        return dict(identity(path)["config"])
     if model == "smiles_transformer":
         from uniqsar.models.smiles.pretrained import read_checkpoint, resolve_checkpoint
 
@@ -96,7 +103,7 @@ def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="unimol2", choices=["unimol2", "smiles_transformer"])
+    ap.add_argument("--model", default="unimol2", choices=["unimol2", "smiles_transformer", "dmpnn_emb"])
     ap.add_argument("--weights", nargs="+", default=[], metavar="NAME=SPEC",
                     help="checkpoint paths / folders (or any `weights` spec) to probe")
     ap.add_argument("--random", nargs="*", default=[], metavar="NAME",
@@ -120,7 +127,10 @@ def main(argv=None) -> int:
         specs[name] = {"weights": w}
     for name in a.random:
         specs[f"random({name})"] = {"weights": "random", "arch": arch_of(a.model, specs[name]["weights"])}
-    results = {"model": a.model, "tasks": {}, "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
+    from benchmarks.tdc.run import git_commit
+
+    results = {"command": "python " + " ".join(sys.argv), "commit": git_commit(), "model": a.model, "tasks": {},
+               "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
                "seeds": a.seeds, "pooling": a.pooling}
     for task in a.tasks:
         t0 = time.time()
@@ -145,7 +155,8 @@ def main(argv=None) -> int:
 
 def report(results: dict) -> str:
     """One table per (probe model, pooling): rows = tasks, columns = views, seed 1 and the seed mean."""
-    title = {"unimol2": "Uni-Mol2", "smiles_transformer": "SMILES-transformer"}[results.get("model", "unimol2")]
+    title = {"unimol2": "Uni-Mol2", "smiles_transformer": "SMILES-transformer",
+             "dmpnn_emb": "D-MPNN encoder"}[results.get("model", "unimol2")]
     lines = [f"# {title} embedding probe (TDC train -> valid, never test)", ""]
     tasks = results["tasks"]
     first = next(iter(tasks.values()))
