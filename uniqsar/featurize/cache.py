@@ -54,6 +54,11 @@ class FeatureCache:
             np.savez(fh, smiles=np.asarray(smiles, dtype=str), X=X.astype(np.float32))
         os.replace(tmp, folder / f"{name}.npz")
 
+    def missing(self, featurizer: Featurizer, smiles: Sequence[str]) -> list[str]:
+        """The distinct molecules of ``smiles`` that :meth:`get` would compute (all of them when disabled)."""
+        table = self._load(self.root / featurizer.cache_id) if self.enabled else {}
+        return list(dict.fromkeys(s for s in smiles if s not in table))
+
     def get(self, featurizer: Featurizer, smiles: Sequence[str], n_jobs: int = 1) -> np.ndarray:
         """Features for ``smiles`` (canonical), computing and storing only the missing ones."""
         smiles = list(smiles)

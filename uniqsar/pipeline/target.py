@@ -19,6 +19,7 @@ from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
 from uniqsar.io.verify import member_digests
 from uniqsar.metrics import score
+from uniqsar.pipeline.budget import is_fallback
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
 from uniqsar.util import log, threads_per_job, time_limit
@@ -133,7 +134,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         t0 = time.time()
         X = ctx.store.matrix(model.features, data.smiles)
         deadline = hard_deadline = None
-        if ctx.deadline is not None:
+        if ctx.deadline is not None and not is_fallback(model):  # the fallback always runs to the end
             remaining = max(0.0, ctx.deadline - time.time())
             left = sum(m.n_trials for m in recipe.models[i:])
             share = remaining * model.n_trials / max(1, left)
@@ -157,25 +158,18 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     methods = ("greedy", "best", "mean") if recipe.ensemble == "auto" else (recipe.ensemble,)
     best_single = max(candidates, key=lambda c: c["cv"]) if _higher(ctx.metric) else min(candidates, key=lambda c: c["cv"])
     P = np.column_stack([c["oof"] for c in candidates])
-    stack = stack_models(P, [c["model"].id for c in candidates], data.y, folds, ctx.metric, methods,
-                         recipe.ensemble_size, drop=recipe.drop_models)
-    for d in stack.dropped:
-        log(f"  dropped {d['model']} from the stack: nested CV {ctx.metric} {d['cv_with']:.4f} with it, "
-            f"{d['cv_without']:.4f} without")
+    stack, weights = _stack(ctx, candidates, P, data.y, folds, methods, best_single)
+    kept = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
+    pool = np.arange(len(candidates))
+    if (kept > 0).sum() < (weights > 0).sum():  # what is saved is stacked (and scored) again from what is kept
+        pool = np.flatnonzero(kept > 0)
+        log(f"  time budget: stacking again from the {len(pool)} member(s) whose final fits fit in the time left; "
+            "the scores reported are those of the saved ensemble")
+        stack, sub = _stack(ctx, [candidates[j] for j in pool], P[:, pool], data.y, folds, methods, best_single)
+        weights = np.zeros(len(candidates))
+        weights[pool] = sub
     method, nested, method_scores, ens_cv, without = (stack.method, stack.nested, stack.method_scores, stack.cv,
                                                       stack.without)
-    weights = np.zeros(len(candidates))
-    weights[stack.columns] = fit_weights(method, P[:, stack.columns], data.y, ctx.metric, recipe.ensemble_size)
-    if len(methods) > 1:
-        log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in method_scores.items()))
-    log(f"  ensemble ({method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {ens_cv:.4f} "
-        f"(best single {best_single['cv']:.4f})")
-    dropped = {d["model"] for d in stack.dropped}
-    for model_id, v in without.items():
-        if model_id in dropped:
-            continue
-        log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({ens_cv - v:+.4f} from it)")
-    weights = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
     members = []
     for c, w in zip(candidates, weights):
         if w <= 0:
@@ -204,11 +198,34 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
                 "cv_score_nested_without_model": without,
                 "dropped_models": stack.dropped,
-                **({"without_elimination": _without_elimination(stack, candidates, P, data.y, ctx.metric,
-                                                                recipe.ensemble_size)} if stack.dropped else {}),
+                **({"without_elimination": _without_elimination(stack, [candidates[j] for j in pool], P[:, pool],
+                                                                data.y, ctx.metric, recipe.ensemble_size)}
+                   if stack.dropped else {}),
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _stack(ctx: TargetContext, candidates: list, P: np.ndarray, y: np.ndarray, folds: np.ndarray, methods: tuple,
+           best_single: dict):
+    """Stack ``candidates`` (OOF columns ``P``): the stacking result and one weight per candidate; logged."""
+    recipe = ctx.recipe
+    stack = stack_models(P, [c["model"].id for c in candidates], y, folds, ctx.metric, methods,
+                         recipe.ensemble_size, drop=recipe.drop_models)
+    for d in stack.dropped:
+        log(f"  dropped {d['model']} from the stack: nested CV {ctx.metric} {d['cv_with']:.4f} with it, "
+            f"{d['cv_without']:.4f} without")
+    weights = np.zeros(len(candidates))
+    weights[stack.columns] = fit_weights(stack.method, P[:, stack.columns], y, ctx.metric, recipe.ensemble_size)
+    if len(methods) > 1:
+        log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in stack.method_scores.items()))
+    log(f"  ensemble ({stack.method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {stack.cv:.4f} "
+        f"(best single {best_single['cv']:.4f})")
+    dropped = {d["model"] for d in stack.dropped}
+    for model_id, v in stack.without.items():
+        if model_id not in dropped:
+            log(f"  ensemble without {model_id}: nested CV {ctx.metric} {v:.4f} ({stack.cv - v:+.4f} from it)")
+    return stack, weights
 
 
 def _without_elimination(stack, candidates: list, P: np.ndarray, y: np.ndarray, metric: str, size: int) -> dict:

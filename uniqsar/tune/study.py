@@ -115,6 +115,9 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
     cls = get_learner_class(spec.learner)
 
     def objective(trial):
+        if _surplus(trial, spec.n_trials):  # parallel workers started one trial too many: it runs nothing
+            trial.study.stop()
+            return float("nan")  # FAIL: not counted, never a candidate
         space = cls.search_space(trial, spec.task) if spec.search else {}
         params = {**space, **spec.fixed_params}
 
@@ -146,6 +149,19 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
         return value  # the study's direction follows the metric
 
     return objective
+
+
+_COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
+
+
+def _surplus(trial, n_trials: int) -> bool:
+    """True when the trials numbered before this one already finish the study (parallel workers each start a
+    trial after seeing the count below ``n_trials``; the storage numbers them, so the later one stands down)."""
+    from optuna.trial import TrialState
+
+    states = tuple(getattr(TrialState, s) for s in _COUNTED)
+    before = [t for t in trial.study.get_trials(deepcopy=False, states=states) if t.number < trial.number]
+    return len(before) >= n_trials
 
 
 def _pruner(spec: StudySpec):
@@ -214,8 +230,9 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
 
     if spec.deadline is not None and time.time() >= spec.deadline:
         return
+    # running trials count too: a worker does not start a trial that others' running ones make unnecessary
     study.optimize(objective, n_trials=spec.n_trials,
-                   callbacks=[MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                   callbacks=[MaxTrialsCallback(spec.n_trials, states=tuple(getattr(TrialState, s) for s in _COUNTED)),
                               after_trial],
                    catch=(ValueError, ArithmeticError, RuntimeError))
 
