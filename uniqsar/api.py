@@ -61,6 +61,10 @@ class AutoQSAR:
         applicability-domain columns (as ``uniqsar predict`` writes them)."""
         return self._run().predict(data, smiles_col, intervals=intervals, confidence=confidence)
 
+    def explain(self, smiles, target: str | None = None) -> pd.DataFrame:
+        """Atom weights (signed contribution to the ensemble prediction) per molecule, target and input atom."""
+        return self._run().explain(smiles, target)
+
     def leaderboard(self) -> pd.DataFrame:
         return self._run().leaderboard()
 

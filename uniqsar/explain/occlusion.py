@@ -65,6 +65,9 @@ def explain_smiles(run, smiles: list, targets: list[str] | None = None, batch: i
     per-row info dict: row -> {"mol": parsed mol, "pred": {target: value}} or {"error": reason})."""
     from uniqsar.data.standardize import standardize_one
 
+    unknown = [t for t in targets or [] if t not in run.targets]
+    if unknown:
+        raise ValueError(f"unknown target(s) {unknown}; this run has {run.targets}")
     targets = targets or run.targets
     info, jobs = {}, []  # jobs: (row, reference SMILES, variants)
     for r, s in enumerate(smiles):

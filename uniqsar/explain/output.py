@@ -12,13 +12,10 @@ from uniqsar.io.artifacts import safe_name
 
 def explain_to_dir(run, smiles: list, out, targets: list[str] | None = None) -> dict:
     """Explain ``smiles`` (rows in order) with ``run``; returns counts and the invalid rows' reasons."""
-    unknown = [t for t in targets or [] if t not in run.targets]
-    if unknown:
-        raise ValueError(f"unknown target(s) {unknown}; this run has {run.targets}")
+    rows, info = explain_smiles(run, smiles, targets)
     targets = targets or run.targets
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, info = explain_smiles(run, smiles, targets)
     tmp = out / "atom_weights.csv.tmp"
     rows.to_csv(tmp, index=False)
     tmp.replace(out / "atom_weights.csv")

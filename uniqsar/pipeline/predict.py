@@ -144,6 +144,14 @@ class Run:
         out["error"] = rows["error"].to_numpy()
         return out
 
+    def explain(self, smiles, target: str | None = None) -> pd.DataFrame:
+        """Atom weights of the ensemble prediction (atom occlusion, ``uniqsar.explain``): one row per input row x
+        target x atom (``row``, ``target``, ``atom_index`` of the input SMILES as parsed, ``symbol``, ``weight``)."""
+        from uniqsar.explain.occlusion import explain_smiles
+
+        return explain_smiles(self, [smiles] if isinstance(smiles, str) else list(smiles),
+                              [target] if target else None)[0]
+
     def predict(self, data, smiles_col: str | None = None, intervals: bool = False, confidence: float = 0.9):
         """List of SMILES -> array (one target) or DataFrame (several targets, or ``intervals=True``: the
         interval / set and domain columns at ``confidence``); DataFrame -> DataFrame (with those columns)."""
