@@ -21,7 +21,7 @@ TINY = {"hidden_size": 32, "depth": 2}
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("dmpnn_corpus")
-    pd.DataFrame({"smiles": SMILES[:160]}).to_csv(d / "corpus.csv", index=False)
+    pd.DataFrame({"smiles": SMILES[:96]}).to_csv(d / "corpus.csv", index=False)
     pd.DataFrame({"Drug": SMILES[:5], "Y": 0}).to_csv(d / "test.csv", index=False)  # "test set" to exclude
     return d
 
@@ -64,6 +64,12 @@ def test_export_and_card(run):
 def test_resume_continues_the_same_run(corpus, run, tmp_path):
     out, _ = run
     part = tmp_path / "part"
+    import shutil
+
+    part.mkdir()  # the same corpus and cached targets: only the training is repeated
+    for name in ("corpus.csv", "corpus.json"):
+        shutil.copy(out / name, part / name)
+    shutil.copytree(out / "targets", part / "targets")
     # stop after 10 of the 20 planned steps (the checkpoint at step 10), then resume to 20
     from uniqsar.models.dmpnn import pretrain as mod
 
