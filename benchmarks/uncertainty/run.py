@@ -40,8 +40,9 @@ from uniqsar.data.tdc import TASKS, load_task  # noqa: E402
 from uniqsar.io.artifacts import package_versions, read_json  # noqa: E402
 from uniqsar.pipeline.fit import FitOptions, fit  # noqa: E402
 from uniqsar.pipeline.predict import Run  # noqa: E402
-from uniqsar.uncertainty.calibration import apply, calibrate  # noqa: E402
-from uniqsar.uncertainty.domain import fingerprints, nn_similarity, oof_nn_similarity  # noqa: E402
+from uniqsar.uncertainty.calibration import _z, apply, calibrate, query_features  # noqa: E402
+from uniqsar.uncertainty.conformal import K_NEIGHBOURS  # noqa: E402
+from uniqsar.uncertainty.domain import fingerprints, neighbours  # noqa: E402
 
 REGRESSION = [t for t, i in TASKS.items() if i.task == "regression"]
 BINARY = [t for t, i in TASKS.items() if i.task == "binary"]
@@ -89,20 +90,23 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
     ids = [m["id"] for m in ens["members"]]
     folds = oof["fold"].to_numpy()
     train_fps = fingerprints(oof["smiles"].tolist())
-    cal, _ = calibrate(kind, oof["y"].to_numpy(), oof["ensemble_nested"].to_numpy(), oof[ids].to_numpy(float),
-                       [m["weight"] for m in ens["members"]], folds, oof_nn_similarity(train_fps, folds),
-                       ens.get("transform", "none"))
+    knn = neighbours(train_fps, train_fps, K_NEIGHBOURS, folds, folds)
+    cal, rows = calibrate(kind, oof["y"].to_numpy(), oof["ensemble_nested"].to_numpy(), oof[ids].to_numpy(float),
+                          [m["weight"] for m in ens["members"]], folds, knn[0][:, 0], ens.get("transform", "none"),
+                          knn)
     cal["members"] = ids
     y, pred = test["y"].to_numpy(float), test["pred"].to_numpy(float)
-    sim = nn_similarity(fingerprints(test["smiles"].tolist()), train_fps)
+    sim, nb = query_features(fingerprints(test["smiles"].tolist()), train_fps, rows["abs_error"].to_numpy())
     M = test[ids].to_numpy(float)
     err = np.abs(y - pred)
+    t = cal["transform"]
+    err_model = np.abs(_z(t, y) - _z(t, pred))  # on the scale the learners fitted (log10(1 + y) if transformed)
     rec = {"task": task, "seed": seed, "kind": kind, "preset": args.preset, "n_test_scored": int(len(y)),
            **json.loads((raw / "fit.json").read_text()), "transform": cal["transform"],
            "oof_coverage": {c: v["coverage"] for c, v in cal["oof_coverage"].items()},
            "domain_threshold": cal["domain"]["threshold"], "domain_rule": cal["domain"]["rule"]}
     for c in LEVELS:
-        res = apply(cal, pred, M, sim, c)
+        res = apply(cal, pred, M, sim, c, nb)
         key = f"{c:g}"
         if kind == "regression":
             lo, hi = res["lower"], res["upper"]
@@ -112,6 +116,10 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
             const = float(2 * np.sort(err)[k - 1])  # constant-width interval with the same test coverage
             rec[key] = {"coverage": cover, "mean_width": width, "constant_width_same_coverage": const,
                         "width_ratio": width / const if const > 0 else None}
+            if t != "none":  # the same comparison on the fitted scale
+                wz = float(np.mean(_z(t, hi) - _z(t, lo)))
+                cz = float(2 * np.sort(err_model)[k - 1])
+                rec[key]["width_ratio_model_scale"] = wz / cz if cz > 0 else None
         else:
             hit = np.where(y == 1, res["in1"], res["in0"])
             size = res["in0"].astype(int) + res["in1"]
@@ -123,12 +131,14 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
     rec["mae_out_of_domain"] = float(err[~ind].mean()) if (~ind).any() else None
     rec["ood_mae_ratio"] = (rec["mae_out_of_domain"] / rec["mae_in_domain"]
                             if rec["mae_in_domain"] and rec["mae_out_of_domain"] is not None else None)
+    e_in, e_out = err_model[ind], err_model[~ind]
+    rec["ood_mae_ratio_model_scale"] = float(e_out.mean() / e_in.mean()) if len(e_in) and len(e_out) else None
     rec["spearman_width_abs_error"] = None
     if kind == "regression":
         from scipy.stats import spearmanr
 
-        lo, hi = apply(cal, pred, M, sim, 0.9)["lower"], apply(cal, pred, M, sim, 0.9)["upper"]
-        rec["spearman_width_abs_error"] = float(spearmanr(hi - lo, err).statistic)
+        res = apply(cal, pred, M, sim, 0.9, nb)
+        rec["spearman_width_abs_error"] = float(spearmanr(res["upper"] - res["lower"], err).statistic)
     rec.update(git_commit=git_commit(), command=" ".join(sys.argv), versions=package_versions(),
                evaluated=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return rec

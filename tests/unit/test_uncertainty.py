@@ -107,3 +107,36 @@ def test_binary_sets_class_conditional_and_never_empty():
 def test_bad_confidence_is_a_clear_error():
     with pytest.raises(ValueError, match="confidence"):
         apply({"available": False}, np.zeros(1), None, np.zeros(1), 1.5)
+
+
+def test_neighbours_top_k_sorted_and_group_exclusion():
+    from uniqsar.uncertainty.domain import neighbours
+
+    T = fingerprints(SMILES)
+    sims, idx = neighbours(T[:3], T, 3)
+    assert list(idx[:, 0]) == [0, 1, 2] and np.all(sims[:, 0] == 1.0)
+    assert np.all(np.diff(sims, axis=1) <= 0)
+    groups = np.arange(len(SMILES))  # every molecule its own group: itself is never its neighbour
+    sims, idx = neighbours(T, T, 2, groups, groups)
+    assert np.all(idx[:, 0] != np.arange(len(SMILES))) and np.all(sims < 1.0)
+    sims, idx = neighbours(T[:1], T[:2], 5)  # fewer training rows than k
+    assert list(idx[0]) == [0, 1, -1, -1, -1] and np.isnan(sims[0, 2:]).all()
+
+
+def test_neighbour_error_feature_widens_intervals_near_bad_neighbours():
+    """Errors that depend only on where a molecule sits (its neighbours' errors) are learned from the OOF
+    neighbours: intervals come out wider where the training neighbours were badly predicted."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    region = rng.integers(0, 2, n)  # region 1: noise 5x larger
+    y_pred = rng.normal(0, 1, n)
+    y = y_pred + rng.normal(0, np.where(region == 1, 1.0, 0.2))
+    folds = rng.integers(0, 5, n)
+    # 5 neighbours per row, from other folds, in the same region
+    idx = np.array([rng.choice(np.flatnonzero((region == region[i]) & (folds != folds[i])), 5) for i in range(n)])
+    sims = np.full((n, 5), 0.5)
+    cal, rows = calibrate("regression", y, y_pred, y_pred[:, None], [1.0], folds, np.full(n, 0.5), knn=(sims, idx))
+    nb = cp.neighbour_error(sims, idx, rows["abs_error"].to_numpy())
+    res = apply(cal, y_pred, y_pred[:, None], np.full(n, 0.5), 0.9, nb)
+    width = res["upper"] - res["lower"]
+    assert width[region == 1].mean() > 3 * width[region == 0].mean()

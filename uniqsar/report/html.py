@@ -131,8 +131,9 @@ def _uncertainty_section(cal: dict, unc: pd.DataFrame | None, task: str) -> str:
     tab = pd.DataFrame({"confidence": levels, "OOF coverage": cover,
                         size_key.replace("_", " "): [cal["oof_coverage"][f"{c:g}"][size_key] for c in levels]})
     d = cal["domain"]
-    err_label = "|y - p|" if task == "binary" else "absolute error"
-    err = np.abs(unc["y"] - unc["pred"]).to_numpy(float)
+    err_label = "|y - p|" if task == "binary" else (
+        "absolute error" + (" of log10(1 + y)" if d.get("error_scale") == "log10p1" else ""))
+    err = (unc["abs_error"] if "abs_error" in unc else np.abs(unc["y"] - unc["pred"])).to_numpy(float)
     text = (f"Rule: {_e(d['rule'])}; threshold {_num(d['threshold'], 3)}; {d['oof_share_flagged']:.1%} of OOF rows "
             f"below it (mean {err_label} {_num(d.get('oof_mae_out'))} out of domain vs {_num(d.get('oof_mae_in'))} in).")
     return ("<h3>Uncertainty (calibrated on the OOF predictions)</h3>"

@@ -11,7 +11,7 @@ import pandas as pd
 
 from uniqsar.data import transform as target_transform
 from uniqsar.uncertainty import conformal as cp
-from uniqsar.uncertainty.domain import domain_threshold, fingerprints, oof_nn_similarity
+from uniqsar.uncertainty.domain import domain_threshold, fingerprints, neighbours
 
 FILE = "calibration.json"
 OOF_FILE = "oof_uncertainty.csv"
@@ -27,15 +27,18 @@ def _z(transform: str, v: np.ndarray) -> np.ndarray:
 
 
 def calibrate(task: str, y: np.ndarray, pred: np.ndarray, members: np.ndarray | None, weights, folds: np.ndarray,
-              similarity: np.ndarray, transform: str = "none") -> tuple[dict, pd.DataFrame]:
+              similarity: np.ndarray, transform: str = "none", knn: tuple | None = None) -> tuple[dict, pd.DataFrame]:
     """Calibration dict and per-row OOF frame. ``pred``: the ensemble's (nested) OOF prediction;
     ``members``: (n, m) OOF predictions of the ensemble members (regression); ``similarity``: OOF
-    nearest-neighbour similarity (own fold excluded)."""
+    nearest-neighbour similarity (own fold excluded); ``knn``: (similarities, indices) of each row's
+    nearest other-fold training molecules (``domain.neighbours``), for the neighbour-error feature."""
     y, pred, folds = np.asarray(y, float), np.asarray(pred, float), np.asarray(folds)
-    err = np.abs(y - pred)
+    # the domain rule looks at errors on the scale the learners fitted (log10(1 + y) for skewed targets: there
+    # an error of 10 h on a 500 h half-life is small, on a 1 h one it is not)
+    err = np.abs(y - pred) if task == "binary" else np.abs(_z(transform, y) - _z(transform, pred))
     cal = {"task": task, "transform": transform, "n": int(len(y)),
-           "domain": domain_threshold(similarity, err)}
-    rows = pd.DataFrame({"y": y, "pred": pred, "fold": folds, "nn_similarity": similarity})
+           "domain": {**domain_threshold(similarity, err), "error_scale": "none" if task == "binary" else transform}}
+    rows = pd.DataFrame({"y": y, "pred": pred, "fold": folds, "nn_similarity": similarity, "abs_error": err})
     rows["in_domain"] = similarity >= cal["domain"]["threshold"]
     if task == "binary":
         cal["method"] = "Mondrian (class-conditional) conformal sets on OOF probabilities"
@@ -63,7 +66,8 @@ def calibrate(task: str, y: np.ndarray, pred: np.ndarray, members: np.ndarray | 
     eps_spread = float(0.05 * spread_med) if spread_med > 0 else 1e-6
     eps_resid = float(0.05 * np.median(r)) if np.median(r) > 0 else 1e-6
     median = float(np.median(z))
-    F = cp.difficulty_features(zhat, Zm, w, similarity, median, eps_spread)
+    nb = cp.neighbour_error(knn[0], knn[1], r) if knn is not None else None
+    F = cp.difficulty_features(zhat, Zm, w, similarity, median, eps_spread, nb, eps_resid)
     scores = cp.cross_fitted_scores(F, r, folds, eps_resid)
     model = cp.fit_difficulty(F, r, eps_resid)
     cal.update(method="normalized split-conformal on OOF residuals (cross-fitted difficulty model)",
@@ -101,11 +105,12 @@ def calibrate_target(tdir: Path, ensemble: dict) -> dict:
         write_json(tdir / FILE, cal)
         return cal
     folds = oof["fold"].to_numpy()
-    sim = oof_nn_similarity(fingerprints(oof["smiles"].tolist()), folds)
+    fps = fingerprints(oof["smiles"].tolist())
+    knn = neighbours(fps, fps, cp.K_NEIGHBOURS, folds, folds)
     members = [m for m in ensemble["members"] if m["id"] in oof.columns]
     M = oof[[m["id"] for m in members]].to_numpy(float) if members else None
     cal, rows = calibrate(ensemble["task"], oof["y"].to_numpy(), oof["ensemble_nested"].to_numpy(), M,
-                          [m["weight"] for m in members], folds, sim, ensemble.get("transform", "none"))
+                          [m["weight"] for m in members], folds, knn[0][:, 0], ensemble.get("transform", "none"), knn)
     cal.update(available=True, members=[m["id"] for m in members])
     rows.insert(0, "smiles", oof["smiles"])
     rows.to_csv(tdir / OOF_FILE, index=False)
@@ -113,10 +118,19 @@ def calibrate_target(tdir: Path, ensemble: dict) -> dict:
     return cal
 
 
+def query_features(query_fps: np.ndarray, train_fps: np.ndarray, train_abs_err: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Nearest-neighbour similarity and neighbour error (None without training errors) of new molecules."""
+    sims, idx = neighbours(query_fps, train_fps, cp.K_NEIGHBOURS)
+    nb = cp.neighbour_error(sims, idx, np.asarray(train_abs_err, float)) if train_abs_err is not None else None
+    return sims[:, 0], nb
+
+
 def apply(cal: dict, pred: np.ndarray, members: np.ndarray | None, similarity: np.ndarray,
-          confidence: float = DEFAULT_CONFIDENCE) -> dict[str, np.ndarray]:
+          confidence: float = DEFAULT_CONFIDENCE, nb_error: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-row values for valid molecules: ``lower``/``upper`` (regression) or ``in0``/``in1`` (binary),
-    and ``in_domain``. ``members``: (n, m) member predictions in ``cal['members']`` order."""
+    and ``in_domain``. ``members``: (n, m) member predictions in ``cal['members']`` order; ``nb_error``:
+    ``conformal.neighbour_error`` of the molecules' nearest training molecules and their OOF ``abs_error``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), not {confidence}")
     pred = np.asarray(pred, float)
@@ -132,7 +146,7 @@ def apply(cal: dict, pred: np.ndarray, members: np.ndarray | None, similarity: n
     zhat = _z(t, pred)
     Zm = _z(t, members) if members is not None and members.shape[1] else zhat[:, None]
     w = np.asarray(cal.get("weights") or np.ones(Zm.shape[1]), float)
-    F = cp.difficulty_features(zhat, Zm, w, similarity, cal["median"], cal["eps_spread"])
+    F = cp.difficulty_features(zhat, Zm, w, similarity, cal["median"], cal["eps_spread"], nb_error, cal["eps_resid"])
     q = cp.conformal_quantile(np.asarray(cal["scores"]), confidence)
     s = cp.sigma(cal["difficulty"], F)
     out["lower"] = target_transform.inverse(t, zhat - q * s)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from uniqsar.uncertainty import calibration
 from uniqsar.uncertainty.conformal import set_labels
-from uniqsar.uncertainty.domain import fingerprints, nn_similarity
+from uniqsar.uncertainty.domain import fingerprints
 
 
 class TargetUncertainty:
@@ -32,18 +32,24 @@ class TargetUncertainty:
     def members(self) -> list[str]:
         return list(self.cal.get("members", []))
 
-    def train_fps(self) -> np.ndarray:
+    def training(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training fingerprints and OOF absolute errors (None when the run has no calibration)."""
         if self._train is None:
-            smiles = pd.read_csv(self.tdir / "oof.csv", usecols=["smiles"])["smiles"].tolist()
-            self._train = fingerprints(smiles)
+            path = self.tdir / calibration.OOF_FILE
+            if path.is_file():
+                oof = pd.read_csv(path, usecols=["smiles", "abs_error"])
+                self._train = fingerprints(oof["smiles"].tolist()), oof["abs_error"].to_numpy(float)
+            else:
+                smiles = pd.read_csv(self.tdir / "oof.csv", usecols=["smiles"])["smiles"].tolist()
+                self._train = fingerprints(smiles), None
         return self._train
 
     def columns(self, target: str, task: str, valid: np.ndarray, canonical: list[str], pred: np.ndarray,
                 members: np.ndarray | None, confidence: float) -> dict[str, object]:
         """New columns (full length ``len(valid)``) for the valid rows' ``pred`` / member predictions."""
         n = len(valid)
-        sim = nn_similarity(fingerprints(canonical), self.train_fps()) if canonical else np.zeros(0)
-        res = calibration.apply(self.cal, pred, members, sim, confidence)
+        sim, nb = calibration.query_features(fingerprints(canonical), *self.training())
+        res = calibration.apply(self.cal, pred, members, sim, confidence, nb)
         cols: dict[str, object] = {}
         if task == "binary":
             labels = np.full(n, "", dtype=object)

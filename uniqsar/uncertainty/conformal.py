@@ -1,9 +1,10 @@
 """Conformal prediction on out-of-fold (OOF) predictions: normalized intervals and Mondrian sets.
 
 Regression: split-conformal with normalized nonconformity ``|y - yhat| / sigma(x)``. ``sigma`` is a
-difficulty model, a linear fit of ``log|residual|`` on three features of a molecule: the log spread of the
-ensemble members' predictions, ``1 - nearest-neighbour similarity`` to the training set and the distance of
-the prediction from the training median. It is cross-fitted over the CV folds (each fold's scores come
+difficulty model, a linear fit of ``log|residual|`` on four features of a molecule: the log spread of the
+ensemble members' predictions, ``1 - nearest-neighbour similarity`` to the training set, the distance of
+the prediction from the training median, and the log of the OOF errors of its 5 most similar training
+molecules (similarity-weighted; for an OOF row, among the other folds only). It is cross-fitted over the CV folds (each fold's scores come
 from a difficulty model fitted on the other folds) so that the calibration scores are not optimistic.
 The interval is ``yhat +- q * sigma(x)`` with ``q`` the ``ceil((n + 1) c) / n`` empirical quantile of the
 scores (``c`` the confidence), computed on the run's target-transform scale and mapped back (monotone).
@@ -24,7 +25,8 @@ import math
 
 import numpy as np
 
-FEATURES = ("log_member_spread", "dissimilarity", "distance_from_median")
+FEATURES = ("log_member_spread", "dissimilarity", "distance_from_median", "log_neighbour_error")
+K_NEIGHBOURS = 5  # training neighbours whose OOF errors make the neighbour-error feature
 RIDGE = 1e-3  # tiny ridge on standardized features, for stability when a feature is nearly constant
 
 
@@ -38,14 +40,25 @@ def conformal_quantile(scores: np.ndarray, confidence: float) -> float:
     return float(s[k - 1]) if k <= n else math.inf
 
 
+def neighbour_error(sims: np.ndarray, idx: np.ndarray, train_abs_err: np.ndarray) -> np.ndarray:
+    """Similarity-weighted mean OOF |error| of each molecule's nearest training neighbours (NaN: none)."""
+    w = np.where(idx >= 0, np.nan_to_num(sims, nan=0.0), 0.0) + 1e-6 * (idx >= 0)
+    e = np.where(idx >= 0, train_abs_err[np.maximum(idx, 0)], 0.0)
+    return np.where(w.sum(1) > 0, (w * e).sum(1) / np.maximum(w.sum(1), 1e-12), np.nan)
+
+
 def difficulty_features(pred: np.ndarray, members: np.ndarray, weights: np.ndarray, similarity: np.ndarray,
-                        median: float, eps_spread: float) -> np.ndarray:
-    """(n, 3) features of FEATURES; ``members`` (n, m) on the same scale as ``pred``."""
+                        median: float, eps_spread: float, nb_error: np.ndarray | None = None,
+                        eps_resid: float = 1e-6) -> np.ndarray:
+    """(n, 4) features of FEATURES; ``members`` (n, m) on the same scale as ``pred``; ``nb_error`` from
+    :func:`neighbour_error` (None: the feature is constant, i.e. unused)."""
     w = np.asarray(weights, float) / np.sum(weights)
     mean = members @ w
     spread = np.sqrt(np.maximum(((members - mean[:, None]) ** 2) @ w, 0.0))
     sim = np.where(np.isfinite(similarity), similarity, 0.0)
-    return np.column_stack([np.log(spread + eps_spread), 1.0 - sim, np.abs(pred - median)])
+    nb = np.zeros(len(pred)) if nb_error is None else np.log(np.where(np.isfinite(nb_error), nb_error, 0.0)
+                                                              + eps_resid)
+    return np.column_stack([np.log(spread + eps_spread), 1.0 - sim, np.abs(pred - median), nb])
 
 
 def fit_difficulty(F: np.ndarray, abs_resid: np.ndarray, eps_resid: float) -> dict:

@@ -42,14 +42,15 @@ def fingerprints(smiles: Sequence[str]) -> np.ndarray:
     return out
 
 
-def _tanimoto_max(Q: np.ndarray, T: np.ndarray, exclude_same: np.ndarray | None = None,
-                  q_groups: np.ndarray | None = None, t_groups: np.ndarray | None = None) -> np.ndarray:
-    """Max Tanimoto similarity of each row of Q to the rows of T (NaN when T is empty); with groups,
-    rows of T in the query's own group are ignored."""
-    if len(T) == 0:
-        return np.full(len(Q), np.nan)
+def neighbours(Q: np.ndarray, T: np.ndarray, k: int = 1, q_groups: np.ndarray | None = None,
+               t_groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar rows of T for each row of Q: (similarities (n, k), descending; indices (n, k)).
+    With groups, rows of T in the query's own group are skipped; missing neighbours get NaN / -1."""
+    k_eff = min(k, len(T))
+    sims, idx = np.full((len(Q), k), np.nan), np.full((len(Q), k), -1, dtype=np.int64)
+    if k_eff == 0:
+        return sims, idx
     nt = T.sum(1)
-    out = np.empty(len(Q))
     for s in range(0, len(Q), _CHUNK):
         q = Q[s:s + _CHUNK]
         inter = q @ T.T  # (q, n) exact integer counts
@@ -57,20 +58,26 @@ def _tanimoto_max(Q: np.ndarray, T: np.ndarray, exclude_same: np.ndarray | None 
         sim = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
         if q_groups is not None:
             sim[q_groups[s:s + _CHUNK, None] == t_groups[None, :]] = -np.inf
-        best = sim.max(1)
-        out[s:s + _CHUNK] = np.where(np.isfinite(best), best, np.nan)
-    return out
+        top = np.argpartition(-sim, k_eff - 1, axis=1)[:, :k_eff] if k_eff < sim.shape[1] else \
+            np.tile(np.arange(sim.shape[1]), (len(q), 1))
+        val = np.take_along_axis(sim, top, 1)
+        order = np.argsort(-val, axis=1, kind="stable")
+        val, top = np.take_along_axis(val, order, 1), np.take_along_axis(top, order, 1)
+        ok = np.isfinite(val)
+        sims[s:s + _CHUNK, :k_eff] = np.where(ok, val, np.nan)
+        idx[s:s + _CHUNK, :k_eff] = np.where(ok, top, -1)
+    return sims, idx
 
 
 def nn_similarity(query: np.ndarray, train: np.ndarray) -> np.ndarray:
     """Similarity of each query fingerprint to its nearest training fingerprint."""
-    return _tanimoto_max(query, train)
+    return neighbours(query, train)[0][:, 0]
 
 
 def oof_nn_similarity(train: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Each training molecule's nearest-neighbour similarity among the other folds' molecules."""
     folds = np.asarray(folds)
-    return _tanimoto_max(train, train, q_groups=folds, t_groups=folds)
+    return neighbours(train, train, 1, folds, folds)[0][:, 0]
 
 
 def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
