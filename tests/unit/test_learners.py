@@ -200,3 +200,42 @@ def test_linear_regularization_shrinks():
     weak = _learner("linear", "regression", alpha=1e-2).fit(X, y)
     strong = _learner("linear", "regression", alpha=1e4).fit(X, y)
     assert np.abs(strong.coef_).sum() < 0.1 * np.abs(weak.coef_).sum()
+
+
+def _mean_is_strong(n=200, seed=0):
+    """Noisy target, many sparse count columns and heavy-tailed descriptors: the mean predictor is hard to beat."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(0.05, size=(n, 400)).astype(np.float32)  # rare bits, like a count fingerprint
+    desc = rng.lognormal(0.0, 2.0, size=(n, 40)).astype(np.float32)  # heavy-tailed descriptors
+    X = np.hstack([counts, desc])
+    y = 0.2 * np.log(desc[:, 0]) + rng.normal(size=n)
+    return X, y
+
+
+def test_linear_no_trial_worse_than_the_mean():
+    """Issue 17: every trial of the search space scores no worse than the constant (training-fold mean) predictor."""
+    X, y = _mean_is_strong()
+    folds = np.arange(len(y)) % 5
+    const = np.concatenate([np.abs(y[folds == k] - y[folds != k].mean()) for k in range(5)]).mean()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: sum(get_learner_class("linear").search_space(t, "regression").values()), n_trials=6)
+    dist = study.trials[0].distributions["alpha"]
+    alphas = [dist.low, dist.high] + [t.params["alpha"] for t in study.trials]
+    for alpha in alphas:
+        err = np.concatenate([np.abs(y[folds == k] - _learner("linear", "regression", alpha=alpha)
+                                     .fit(X[folds != k], y[folds != k]).predict(X[folds == k])) for k in range(5)])
+        assert err.mean() <= 1.01 * const, f"alpha {alpha:g}: CV MAE {err.mean():.3f} vs mean predictor {const:.3f}"
+
+
+def test_linear_loads_files_saved_before_the_clip_changed(tmp_path):
+    X, y = _data("regression")
+    m = _learner("linear", "regression").fit(X, y)
+    m.save(tmp_path)
+    state = json.loads((tmp_path / "linear.json").read_text())
+    assert state["clip_"] == 3.0
+    del state["clip_"], state["shrink_"]
+    (tmp_path / "linear.json").write_text(json.dumps(state))
+    old = type(m).load(tmp_path)
+    assert old.clip_ == 10.0  # what those runs were fitted with
+    z = (np.sign(X) * np.log1p(np.abs(X)) - m.mean_) / m.scale_
+    np.testing.assert_allclose(old.predict(X), np.clip(z, -10, 10) @ m.coef_ + m.intercept_, atol=1e-6)
