@@ -61,7 +61,7 @@ def parity(y: np.ndarray, pred: np.ndarray, lower=None, upper=None) -> str:
         return NO_MATPLOTLIB
     fig, ax = _fig(4.2, 4.0)
     if lower is not None:
-        ax.errorbar(y, pred, yerr=[pred - lower, upper - pred], fmt="none", ecolor="#bbbbbb", alpha=0.25, lw=0.6,
+        ax.errorbar(y, pred, yerr=[pred - lower, upper - pred], fmt="none", ecolor="#9ecae1", alpha=0.6, lw=0.8,
                     label="90% interval (OOF)")
     ax.scatter(y, pred, s=6, alpha=0.6, color="#1f77b4", label="OOF prediction")
     lo, hi = float(np.nanmin([y.min(), pred.min()])), float(np.nanmax([y.max(), pred.max()]))
