@@ -6,7 +6,15 @@ import pytest
 
 from uniqsar.uncertainty import conformal as cp
 from uniqsar.uncertainty.calibration import apply, calibrate
-from uniqsar.uncertainty.domain import domain_threshold, fingerprints, nn_similarity, oof_nn_similarity
+from uniqsar.uncertainty.domain import domain_threshold, fingerprints, neighbours
+
+
+def nn_similarity(query, train):
+    return neighbours(query, train)[0][:, 0]
+
+
+def oof_nn_similarity(train, folds):
+    return neighbours(train, train, 1, folds, folds)[0][:, 0]
 
 SMILES = ["CCO", "CCCO", "c1ccccc1", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "O=C(O)c1ccccc1",
           "CCOC(=O)C", "c1ccncc1", "CC(C)Cc1ccc(C(C)C(=O)O)cc1"]
@@ -110,8 +118,6 @@ def test_bad_confidence_is_a_clear_error():
 
 
 def test_neighbours_top_k_sorted_and_group_exclusion():
-    from uniqsar.uncertainty.domain import neighbours
-
     T = fingerprints(SMILES)
     sims, idx = neighbours(T[:3], T, 3)
     assert list(idx[:, 0]) == [0, 1, 2] and np.all(sims[:, 0] == 1.0)

@@ -69,17 +69,6 @@ def neighbours(Q: np.ndarray, T: np.ndarray, k: int = 1, q_groups: np.ndarray | 
     return sims, idx
 
 
-def nn_similarity(query: np.ndarray, train: np.ndarray) -> np.ndarray:
-    """Similarity of each query fingerprint to its nearest training fingerprint."""
-    return neighbours(query, train)[0][:, 0]
-
-
-def oof_nn_similarity(train: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Each training molecule's nearest-neighbour similarity among the other folds' molecules."""
-    folds = np.asarray(folds)
-    return neighbours(train, train, 1, folds, folds)[0][:, 0]
-
-
 def _welch_t(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         return -np.inf
