@@ -63,13 +63,6 @@ class Recipe:
                 return f
         return FeaturizerSpec(alias, alias, {})
 
-    def restrict(self, learners: list[str]) -> "Recipe":
-        models = tuple(m for m in self.models if m.learner in learners)
-        if not models:
-            have = sorted({m.learner for m in self.models})
-            raise ConfigError(f"none of {learners} is in recipe {self.name!r} (it has {have})")
-        return replace(self, models=models)
-
     def scaled_trials(self, factor: float) -> "Recipe":
         return replace(self, models=tuple(replace(m, n_trials=max(1, round(m.n_trials * factor))) for m in self.models))
 

@@ -219,19 +219,6 @@ def test_roundtrip_non_bmp_description():
 
 
 # -- derived recipes ------------------------------------------------------------------------------
-def test_restrict():
-    r = recipe_from_dict(_base())
-    only = r.restrict(["linear"])
-    assert [m.learner for m in only.models] == ["linear"]
-    assert only.featurizers == r.featurizers and only.n_folds == r.n_folds
-    assert len(r.models) == 2  # original untouched
-    both = r.restrict(["linear", "lightgbm", "catboost"])
-    assert both.models == r.models
-    with pytest.raises(ConfigError) as info:
-        r.restrict(["catboost"])
-    assert "catboost" in str(info.value) and "lightgbm" in str(info.value)
-
-
 def test_scaled_trials():
     r = recipe_from_dict(_base())
     assert [m.n_trials for m in r.scaled_trials(2).models] == [6, 4]
