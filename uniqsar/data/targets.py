@@ -180,7 +180,7 @@ def merge_duplicates(name, task, canon: pd.Series, y: np.ndarray, classes, drop_
         conflicting = mean[(mean > 0) & (mean < 1)].index
         # majority vote; a tie goes to the positive class (rare; reported as a conflict)
         merged = (mean >= 0.5).astype(float)
-    values = grouped.apply(list)
+    values = frame[frame["smiles"].isin(set(conflicting))].groupby("smiles", sort=False)["y"].apply(list)
     details = [{"smiles": s, "values": [float(v) for v in values[s]], "spread": float(spread[s])} for s in conflicting]
     if drop_conflicting and len(conflicting):
         merged = merged.drop(conflicting)
