@@ -154,8 +154,11 @@ def summary(out: Path) -> str:
     lines = [f"# Uncertainty on the TDC test sets ({out.name})", "",
              "Regression: 90% conformal intervals; `const` = mean width of the constant-width interval with the same "
              "test coverage (ratio < 1: ours narrower); OOD = rows with `in_domain = false`.", "",
-             "| task | seeds | cover 0.8 | cover 0.9 | cover 0.95 | width/const 0.9 | OOD share | OOD/ID MAE | "
-             "rho(width, abs err) |", "|---|---|---|---|---|---|---|---|---|"]
+             "`(fitted scale)`: the same on log10(1 + y) for the tasks fitted on that scale (others: same as "
+             "the original scale). rho: Spearman correlation of interval width with |error| on the test rows.", "",
+             "| task | seeds | cover 0.8 | cover 0.9 | cover 0.95 | width/const 0.9 | width/const (fitted scale) | "
+             "OOD share | OOD/ID MAE | OOD/ID MAE (fitted scale) | rho(width, abs err) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_task: dict[str, list] = {}
     for r in recs:
         by_task.setdefault(r["task"], []).append(r)
@@ -164,8 +167,10 @@ def summary(out: Path) -> str:
         row = {"task": task, "n": len(rs), "seeds": sorted(r["seed"] for r in rs),
                "cov": {c: _mean([r[c]["coverage"] for r in rs]) for c in ("0.8", "0.9", "0.95")},
                "ood": _mean([r["share_out_of_domain"] for r in rs]), "ratio": _mean([r["ood_mae_ratio"] for r in rs])}
+        row["ratio_z"] = _mean([r.get("ood_mae_ratio_model_scale", r["ood_mae_ratio"]) for r in rs])
         if rs[0]["kind"] == "regression":
             row["wr"] = _mean([r["0.9"]["width_ratio"] for r in rs])
+            row["wr_z"] = _mean([r["0.9"].get("width_ratio_model_scale", r["0.9"]["width_ratio"]) for r in rs])
             row["rho"] = _mean([r["spearman_width_abs_error"] for r in rs])
             row["min_cov"] = min(r["0.9"]["coverage"] for r in rs)
             reg.append(row)
@@ -174,13 +179,16 @@ def summary(out: Path) -> str:
             binr.append(row)
     for r in reg:
         lines.append(f"| {r['task']} | {r['seeds']} | {r['cov']['0.8']:.3f} | {r['cov']['0.9']:.3f} | "
-                     f"{r['cov']['0.95']:.3f} | {r['wr']:.3f} | {r['ood']:.3f} | {r['ratio']:.2f} | {r['rho']:.2f} |")
+                     f"{r['cov']['0.95']:.3f} | {r['wr']:.3f} | {r['wr_z']:.3f} | {r['ood']:.3f} | {r['ratio']:.2f} | "
+                     f"{r['ratio_z']:.2f} | {r['rho']:.2f} |")
     if reg:
         lines += ["", f"Regression, mean over tasks of the task means: coverage 0.9 = "
                   f"{np.mean([r['cov']['0.9'] for r in reg]):.3f} (lowest task mean "
                   f"{min(r['cov']['0.9'] for r in reg):.3f}, lowest task-seed {min(r['min_cov'] for r in reg):.3f}); "
-                  f"width / constant width = {np.mean([r['wr'] for r in reg]):.3f}; OOD share = "
+                  f"width / constant width = {np.mean([r['wr'] for r in reg]):.3f} "
+                  f"({np.mean([r['wr_z'] for r in reg]):.3f} on the fitted scale); OOD share = "
                   f"{np.mean([r['ood'] for r in reg]):.3f}; OOD/ID MAE = {np.nanmean([r['ratio'] for r in reg]):.2f} "
+                  f"({np.nanmean([r['ratio_z'] for r in reg]):.2f} on the fitted scale) "
                   f"({len(reg)} tasks, {sum(r['n'] for r in reg)} task-seeds)"]
     if binr:
         lines += ["", "| binary task | seeds | cover 0.8 | cover 0.9 | cover 0.95 | mean set size 0.9 | OOD share | "
