@@ -113,6 +113,7 @@ def info_text(path) -> str:
 
     from uniqsar.data.standardize import LEGACY_MODE
     from uniqsar.io.artifacts import check_run_dir, read_json
+    from uniqsar.models.provenance import representation_lines
 
     path = check_run_dir(path)
     m = read_json(path / "manifest.json")
@@ -122,6 +123,7 @@ def info_text(path) -> str:
              f"fit time {m['timings']['total_s']:.0f} s",
              f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid; "
              f"standardize {m.get('standardize', LEGACY_MODE)}"]
+    lines += representation_lines(m.get("representations") or {})
     board = pd.read_csv(path / "leaderboard.csv")
     for t, tm in m["targets"].items():
         r = metrics[t]

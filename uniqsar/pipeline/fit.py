@@ -19,6 +19,7 @@ from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
 from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import get_metric
+from uniqsar.models.provenance import recipe_representations
 from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
 from uniqsar.pipeline.budget import plan_budget
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
@@ -152,6 +153,9 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     for key, module in PRETRAINED_MODULES.items():  # weights identity (sha256) of every pretrained model used
         if any(m.learner == key for m in recipe.models) or any(v["key"] == key for v in specs.values()):
             manifest[f"{key}_weights"] = importlib.import_module(module).recipe_identities(recipe, specs, options.seed)
+    representations = recipe_representations(recipe, specs, options.seed)  # pretraining provenance of each
+    if representations:
+        manifest["representations"] = representations
     write_json(out / "manifest.json", manifest)
 
     transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}
@@ -196,7 +200,10 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
                     timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
     write_json(out / "manifest.json", manifest)
-    _write_report(out)
+    if deadline is not None and time.time() > deadline - 1:  # the report is a view: never worth overrunning for
+        log(f"time budget: report.html not written (no time left); `uniqsar report {out}` writes it")
+    else:
+        _write_report(out)
     log(f"done in {time.time() - t_start:.1f} s -> {out}")
     return out
 

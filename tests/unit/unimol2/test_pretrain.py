@@ -208,7 +208,13 @@ def test_continued_pretraining_starts_from_given_weights(tmp_path, corpus):
     cont = replace(r, train=replace(r.train, init_weights=str(first), init_sha256=sha, max_steps=1, lr=1e-30,
                                     warmup_steps=0, end_lr=0.0, weight_decay=0.0))
     card = pretrain(cont, corpus, tmp_path / "b", verbose=False)
-    assert card["init_weights"] == {"weights": str(first), "path": str(first), "sha256": sha}
+    from uniqsar.models.provenance import card_provenance
+
+    init = card["init_weights"]
+    assert {k: init[k] for k in ("weights", "path", "sha256")} == {"weights": str(first), "path": str(first),
+                                                                  "sha256": sha}
+    # the start's provenance travels into the continued run's card
+    assert init["provenance"] == card_provenance(json.loads((tmp_path / "a" / "model_card.json").read_text()))
     a, b = load_unimol2(first)[0].state_dict(), load_unimol2(tmp_path / "b" / "checkpoint.pt")[0].state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     from uniqsar.models.unimol2.model import UniMol2

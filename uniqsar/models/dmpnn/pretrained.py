@@ -20,6 +20,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from uniqsar.models import provenance as _prov
 from uniqsar.models.weights_identity import file_sha256, safe_identity
 from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
 
@@ -38,17 +39,8 @@ class DMPNNWeightsError(RuntimeError):
 
 
 def provenance_of(corpus_stats: dict) -> dict:
-    """Provenance record of a pretraining corpus (``corpus.json`` statistics)."""
-    from uniqsar.data.tdc import TASKS
-
-    excl = [Path(f) for f in corpus_stats.get("exclusion_files", [])]
-    covered = {f.parent.name for f in excl if f.name == "test.csv"}
-    missing = sorted(set(TASKS) - covered)
-    return {"corpora": [{"source": Path(str(corpus_stats.get("source", "?"))).name,
-                         "rows_read": corpus_stats.get("rows_read"), "offset": corpus_stats.get("offset", 0),
-                         "n_molecules": corpus_stats.get("n_molecules")}],
-            "exclusion_files": [str(f) for f in excl], "n_excluded": corpus_stats.get("excluded"),
-            "tdc_admet_test_excluded": not missing, "tdc_tasks_not_excluded": missing}
+    """Provenance record of a pretraining corpus (``corpus.json`` statistics; models/provenance.py)."""
+    return _prov.corpus_provenance(corpus_stats)
 
 
 def resolve_checkpoint(path) -> Path:
@@ -108,15 +100,15 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
     if spec["kind"] == "random":
         return {"kind": "random", "name": "random", "seed": int(seed), "init_version": RANDOM_INIT_VERSION,
                 "config": spec["config"], "note": "randomly initialised - no pretrained weights",
-                "provenance": {"corpora": [], "tdc_admet_test_excluded": True}}
+                "provenance": _prov.random_init()}
     path = Path(spec["path"])
     ident = {"kind": "file", "name": spec["name"], "path": str(path.resolve()), "sha256": file_sha256(path),
              "size_bytes": path.stat().st_size}
     if ident["sha256"] not in _meta_cache:
         ck = read_checkpoint(path)
         _meta_cache[ident["sha256"]] = {"config": {k: ck["config"][k] for k in ARCH_KEYS},
-                                        "provenance": ck.get("provenance") or {"tdc_admet_test_excluded": False,
-                                                                               "note": "no provenance recorded"}}
+                                        "provenance": _prov.file_provenance(path, ident["sha256"],
+                                                                            ck.get("provenance"))}
     ident.update(_meta_cache[ident["sha256"]])
     return ident
 

@@ -110,6 +110,12 @@ class SmilesTransformerLearner(Learner):
             "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
         }
 
+    def weights_identity(self) -> dict:
+        """Identity (sha256, provenance) of the weights this learner starts from (run manifest, TDC guard)."""
+        from .pretrained import identity
+
+        return identity(self._param("weights"), self.seed, self._param("arch"))
+
     # ------------------------------------------------------------------------------- model
     def _build(self):
         from .pretrained import load_mlm

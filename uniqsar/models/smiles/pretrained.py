@@ -14,7 +14,8 @@ Checkpoint layout (torch.save of plain containers; read with torch.load(weights_
 The vocabulary travels with the weights: a checkpoint is tokenized with its own vocabulary.
 
 `identity(weights, seed, arch)` is JSON: kind ("random" | "file"), path, sha256 of the file (cached per path +
-size + mtime), config, vocabulary sha256 and, for random inits, the seed. It goes into the feature cache key.
+size + mtime), config, vocabulary sha256, for random inits the seed, and ``provenance`` (models/provenance.py:
+from the model card beside the file). It goes into the feature cache key (provenance excepted).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from uniqsar.models import provenance as _prov
 from uniqsar.models.weights_identity import file_sha256, safe_identity
 from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
 
@@ -121,10 +123,11 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
     if spec["kind"] == "random":
         return {"kind": "random", "name": spec["name"], "seed": int(seed), "init_version": RANDOM_INIT_VERSION,
                 "config": spec["config"].to_dict(), "vocab_sha256": SmilesTokenizer().sha256,
-                "note": "randomly initialised - no pretrained weights"}
+                "note": "randomly initialised - no pretrained weights", "provenance": _prov.random_init()}
     path = Path(spec["path"])
     ident = {"kind": "file", "name": spec["name"], "path": str(path.resolve()), "sha256": file_sha256(path),
              "size_bytes": path.stat().st_size}
+    ident["provenance"] = _prov.file_provenance(path, ident["sha256"])
     card = path.with_suffix(".json") if path.name != "checkpoint.pt" else path.parent / "model_card.json"
     if card.is_file():
         try:
@@ -141,7 +144,8 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
 
 def identity_digest(ident: dict) -> str:
     """Short stable hash of an identity (what feature cache ids include)."""
-    core = {k: v for k, v in ident.items() if k not in ("path", "model_card", "note", "name", "size_bytes")}
+    core = {k: v for k, v in ident.items()
+            if k not in ("path", "model_card", "note", "name", "size_bytes", "provenance")}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -108,6 +108,12 @@ class UniMol2Learner(Learner):
             "batch_size": trial.suggest_categorical("batch_size", [16, 32]),
         }
 
+    def weights_identity(self) -> dict:
+        """Identity (sha256, provenance) of the weights this learner starts from (run manifest, TDC guard)."""
+        from .pretrained import identity
+
+        return identity(self._param("weights"), self.seed, self._param("arch"))
+
     # ------------------------------------------------------------------------------- features
     def _features(self, smiles):
         from .conformer_cache import cached_featurize

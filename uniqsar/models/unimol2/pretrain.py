@@ -50,8 +50,8 @@ TERMS = ("loss", "mlm", "coord", "dist", "aux")
 def init_from_weights(model: UniMol2, t: TrainSpec, say) -> dict:
     """Continued pretraining: copy every weight (backbone and pretraining heads) from `t.init_weights` into
     `model`. The checkpoint's architecture (dropout rates aside) must equal the recipe's; its file hash is
-    checked against `t.init_sha256` if given. Returns {"weights", "path", "sha256"} for the model card."""
-    from .pretrained import resolve_spec
+    checked against `t.init_sha256` if given. Returns {"weights", "path", "sha256", "provenance"} for the model card."""
+    from .pretrained import identity, resolve_spec
     from .weights import load_unimol2
 
     spec = resolve_spec(t.init_weights)
@@ -74,7 +74,9 @@ def init_from_weights(model: UniMol2, t: TrainSpec, say) -> dict:
         raise ValueError(f"train.init_weights {spec['path']}: missing {missing}, unexpected {unexpected}")
     say(f"init: weights from {spec['path']} (sha256 {sha[:12]}...)" +
         (f"; fresh: {sorted({k.split('.')[0] for k in missing})}" if missing else ""))
-    return {"weights": t.init_weights, "path": str(spec["path"]), "sha256": sha}
+    # the start's provenance: the continued run's card (provenance.card_provenance) is clean only if it is
+    prov = identity(t.init_weights)["provenance"]
+    return {"weights": t.init_weights, "path": str(spec["path"]), "sha256": sha, "provenance": prov}
 
 
 # ----------------------------------------------------------------------------------------- losses

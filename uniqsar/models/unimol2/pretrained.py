@@ -13,7 +13,8 @@
 `arch` (a dict of UniMol2Config overrides) applies to random inits only (tests use a tiny one).
 
 `identity(weights, seed, arch)` is JSON: kind ("random" | "file"), path, sha256 of the file (cached per
-path + size + mtime), the config summary and, for random inits, the seed. It goes into feature cache keys
+path + size + mtime), the config summary, for random inits the seed, and ``provenance`` (models/provenance.py:
+the model card's corpora and TDC exclusions; official releases are not TDC-clean). It goes into feature cache keys
 and the run manifest, so new weights never reuse stale embeddings.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from uniqsar.models import provenance as _prov
 from uniqsar.models.weights_identity import file_sha256, safe_identity
 from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
 
@@ -37,6 +39,12 @@ DEFAULT_CARD = WEIGHTS_DIR / "default.json"
 # FFN 256, P = 64, h = 16 -> 4.07 M parameters (15.6 MB fp32). "random" is this architecture, untrained.
 DEFAULT_CONFIG = UniMol2Config(layers=8, embed_dim=256, heads=16, ffn_dim=256, pair_dim=64, pair_hidden=16)
 LOCAL_SIZES: dict[str, UniMol2Config] = {**SIZES, "small": DEFAULT_CONFIG}
+# The official releases ("84m" ... "1.1b", fetched by weights.load_unimol2): their corpus is the publisher's.
+RELEASED_PROVENANCE = _prov.published(
+    [{"source": "Uni-Mol2 official pretraining set (Ji et al. 2024, arXiv:2406.14969): ~884M 3D conformations "
+                "curated by the authors"}],
+    "official Uni-Mol2 release: no exclusion of TDC ADMET test molecules is reported, and its corpus cannot be "
+    "checked here")
 # bump when the random-init procedure changes (identity of random weights)
 RANDOM_INIT_VERSION = "1"
 
@@ -107,10 +115,12 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
     if spec["kind"] == "random":
         return {"kind": "random", "name": spec["name"], "seed": int(seed), "init_version": RANDOM_INIT_VERSION,
                 "config": _config_summary(spec["config"]),
-                "note": "randomly initialised - no pretrained weights"}
+                "note": "randomly initialised - no pretrained weights", "provenance": _prov.random_init()}
     path = Path(spec["path"])
     ident = {"kind": "file", "name": spec["name"], "path": str(path.resolve()), "sha256": file_sha256(path),
              "size_bytes": path.stat().st_size}
+    ident["provenance"] = (RELEASED_PROVENANCE if spec["name"] in RELEASED_DIRS
+                           else _prov.file_provenance(path, ident["sha256"]))
     card = path.with_suffix(".json")
     if card.is_file():
         try:
@@ -132,7 +142,7 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
 
 def identity_digest(ident: dict) -> str:
     """Short stable hash of an identity (what feature cache ids include)."""
-    core = {k: v for k, v in ident.items() if k not in ("path", "model_card", "note", "name")}
+    core = {k: v for k, v in ident.items() if k not in ("path", "model_card", "note", "name", "provenance")}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 
