@@ -21,6 +21,9 @@ class Featurizer:
     defaults: ClassVar[dict[str, Any]] = {}
     #: rows per process-pool task; featurizers that are fast per molecule want big chunks
     chunk_size: ClassVar[int] = 256
+    #: rough CPU seconds per molecule, for planning a time budget before any rate is measured (0: unknown,
+    #: measured on a few molecules; once computed, the measured rate is recorded in the feature cache)
+    seconds_per_molecule: ClassVar[float] = 0.0
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

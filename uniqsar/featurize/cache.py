@@ -8,8 +8,10 @@ can share a cache (the worst case is a molecule computed twice).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +56,29 @@ class FeatureCache:
             np.savez(fh, smiles=np.asarray(smiles, dtype=str), X=X.astype(np.float32))
         os.replace(tmp, folder / f"{name}.npz")
 
+    def rate(self, featurizer: Featurizer) -> float | None:
+        """Seconds per molecule recorded the last time this featurizer computed molecules here (None: never)."""
+        try:
+            return float(json.loads((self.root / "rates.json").read_text())[featurizer.cache_id])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def record_rate(self, featurizer: Featurizer, seconds: float, n: int) -> None:
+        """Remember how fast ``featurizer`` computed ``n`` molecules (per process; for time-budget planning)."""
+        if not self.enabled or n < 20:
+            return
+        path = self.root / "rates.json"
+        try:
+            rates = json.loads(path.read_text()) if path.is_file() else {}
+            rates[featurizer.cache_id] = seconds / n
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(rates, fh, indent=1)
+            os.replace(tmp, path)
+        except (OSError, ValueError):  # a rate is a planning hint, never worth failing a fit for
+            pass
+
     def missing(self, featurizer: Featurizer, smiles: Sequence[str]) -> list[str]:
         """The distinct molecules of ``smiles`` that :meth:`get` would compute (all of them when disabled)."""
         table = self._load(self.root / featurizer.cache_id) if self.enabled else {}
@@ -71,7 +96,9 @@ class FeatureCache:
         self.last_hits = len(smiles) - sum(1 for s in smiles if s not in table)
         self.last_misses = len(missing)
         if missing:
+            t0 = time.time()
             X_new = featurizer.compute(missing, n_jobs=n_jobs)
+            self.record_rate(featurizer, (time.time() - t0) * max(1, n_jobs), len(missing))
             if X_new.shape[1] > 0:
                 self._write(folder, missing, X_new)
             table.update(zip(missing, X_new))

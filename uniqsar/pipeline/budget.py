@@ -1,10 +1,13 @@
 """Planning a fit into its time budget, before anything expensive runs.
 
-- A guaranteed fallback: LightGBM with its default settings (fewer trees) on one ECFP count view is tuned first
-  and never cut by the deadline, so a budget ends with a usable model whenever one molecule is valid.
-- Featurizers are planned from measured rates: each one computes a few uncached molecules (kept in the cache),
-  the rest is extrapolated, and the costliest ones that would take featurization past ``FEATURIZE_SHARE`` of the
-  budget are skipped, with the models that need them (logged, and recorded in the manifest's ``budget_plan``).
+- A guaranteed fallback: LightGBM with its default settings (100 trees) on one ECFP count view is cross-validated
+  first, always starts and is never aborted (boosting stops at the tuning deadline with the trees it has), so a
+  budget ends with a usable model whenever one molecule is valid.
+- Featurizers are planned, cheapest first, from the rate recorded in the feature cache when they last computed
+  molecules, else the rate the class declares (``seconds_per_molecule``, e.g. Uni-Mol2 conformers), else a rate
+  measured on a few uncached molecules (kept in the cache); those that would take featurization past
+  ``FEATURIZE_SHARE`` of the time left are skipped, with the models that need them (logged, and recorded in
+  the manifest's ``budget_plan``).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from uniqsar.config import FeaturizerSpec, ModelSpec, Recipe
 from uniqsar.util import log
 
 FALLBACK_PREFIX = "fallback_"
-FALLBACK_PARAMS = {"n_estimators": 200}  # the learner's defaults otherwise
+FALLBACK_PARAMS = {"n_estimators": 100}  # the learner's defaults otherwise
 FALLBACK_VIEW = FeaturizerSpec("fallback_ecfp", "morgan_count", {"radius": 2, "n_bits": 1024})
 #: featurization may use at most this share of the time left when it starts
 FEATURIZE_SHARE = 0.5
@@ -39,18 +42,26 @@ def _fallback(recipe: Recipe, specs: dict) -> tuple[Recipe, dict, ModelSpec]:
     return recipe, specs, model
 
 
-def _estimate(store, alias: str, smiles: list[str], n_jobs: int) -> float:
-    """Seconds the uncached part of ``smiles`` would take for ``alias`` (the timed molecules are cached)."""
+def _estimate(store, alias: str, smiles: list[str], n_jobs: int) -> tuple[float, str]:
+    """(seconds, how) the uncached part of ``smiles`` would take for ``alias``: from the rate recorded in the
+    feature cache, else the featurizer's own ``seconds_per_molecule``, else timed on a few molecules (kept)."""
     feat = store.featurizer(alias)
     missing = store.cache.missing(feat, smiles)
+    if not missing:
+        return 0.0, "cached"
+    rate = store.cache.rate(feat)
+    if rate is not None:
+        return rate * len(missing) / max(1, n_jobs), "recorded rate"
+    if feat.seconds_per_molecule:
+        return feat.seconds_per_molecule * len(missing) / max(1, n_jobs), "declared rate"
     if len(missing) <= PROBE + 1:
         store.cache.get(feat, missing)
-        return 0.0
+        return 0.0, "computed"
     store.cache.get(feat, missing[:1])  # warm-up: model loading and the like are paid once, not per molecule
     t0 = time.time()
     store.cache.get(feat, missing[1:1 + PROBE])
     per_molecule = (time.time() - t0) / PROBE
-    return per_molecule * (len(missing) - 1 - PROBE) / max(1, n_jobs)
+    return per_molecule * (len(missing) - 1 - PROBE) / max(1, n_jobs), f"measured on {PROBE}"
 
 
 def plan_budget(recipe: Recipe, specs: dict, store, targets: dict, deadline: float, n_jobs: int):
@@ -58,15 +69,18 @@ def plan_budget(recipe: Recipe, specs: dict, store, targets: dict, deadline: flo
     recipe, specs, fallback = _fallback(recipe, specs)
     store.specs = specs
     smiles = list(dict.fromkeys(s for d in targets.values() for s in d.smiles))
-    allowance = FEATURIZE_SHARE * max(0.0, deadline - time.time())
-    estimate = {a: _estimate(store, a, smiles, n_jobs) for a in sorted(specs)}
-    skipped, total = [], 0.0
-    for alias in sorted(estimate, key=lambda a: (estimate[a], a)):
-        if alias not in fallback.features and total + estimate[alias] > allowance:
+    t_plan = time.time()
+    allowance = FEATURIZE_SHARE * max(0.0, deadline - t_plan)
+    order = sorted(specs, key=lambda a: (store.featurizer(a).seconds_per_molecule, a))  # cheap ones first
+    estimate, skipped, total = {}, [], 0.0
+    for alias in order:
+        estimate[alias], how = _estimate(store, alias, smiles, n_jobs)
+        left = allowance - (time.time() - t_plan) - total  # measuring costs time too
+        if alias not in fallback.features and estimate[alias] > left:
             skipped.append(alias)
             log(f"time budget: skipping featurizer {alias!r} ({specs[alias]['key']}): about {estimate[alias]:.0f} s "
-                f"for {len(smiles)} molecules (measured on {PROBE}), more than the {allowance - total:.0f} s left for "
-                "featurization (cached features cost nothing: a rerun with the same cache can afford it)")
+                f"for {len(smiles)} molecules ({how}), more than the {max(0.0, left):.0f} s left for featurization "
+                "(cached features cost nothing: a rerun with the same cache can afford it)")
         else:
             total += estimate[alias]
     dropped = [m for m in recipe.models if set(m.features) & set(skipped)]

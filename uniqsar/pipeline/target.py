@@ -50,7 +50,7 @@ def _study_name(target: str, model_id: str) -> str:
 
 
 def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None,
-               hard_deadline=None) -> StudySpec:
+               hard_deadline=None, abort: bool = True) -> StudySpec:
     name = _study_name(data.name, model.id)
     if ctx.storage_url and ctx.run_id:  # a shared database may hold many runs
         name = f"{ctx.run_id}:{name}"
@@ -58,13 +58,14 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
         name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
         n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
         trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
-        transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline,
+        transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
     )
 
 
 def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline, hard_deadline):
-    spec = study_spec(ctx, data, model, deadline, hard_deadline=hard_deadline)
+    # the budget's fallback always starts and finishes its folds (cut short at the tuning deadline, never aborted)
+    spec = study_spec(ctx, data, model, deadline, hard_deadline=hard_deadline, abort=not is_fallback(model))
     n_trials = model.n_trials
     storage = storage_for(ctx.run_dir, ctx.storage_url)
     create_study(spec, storage)
@@ -134,7 +135,9 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         t0 = time.time()
         X = ctx.store.matrix(model.features, data.smiles)
         deadline = hard_deadline = None
-        if ctx.deadline is not None and not is_fallback(model):  # the fallback always runs to the end
+        if ctx.deadline is not None and is_fallback(model):
+            hard_deadline = ctx.deadline
+        elif ctx.deadline is not None:
             remaining = max(0.0, ctx.deadline - time.time())
             left = sum(m.n_trials for m in recipe.models[i:])
             share = remaining * model.n_trials / max(1, left)

@@ -61,18 +61,19 @@ class TrialTimeout(Exception):
 
 
 def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
-                      metric=None, transform="none", deadline=None):
+                      metric=None, transform="none", deadline=None, abort: bool = True):
     """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
     ``report(step, partial_score)`` is called after each fold (pruning). With ``deadline``
     (``time.time()``), fits run under that time limit and :class:`TrialTimeout` is raised
-    instead of starting a fold that the mean fold time so far says would end after it."""
+    instead of starting a fold that the mean fold time so far says would end after it (``abort=False``: every
+    fold runs, each ending by ``deadline`` with what it has - the time budget's fallback)."""
     cls = get_learner_class(learner_key)
     y_fit = target_transform.forward(transform, y)
     oof = np.full(len(y), np.nan)
     fold_ids = np.unique(folds)
     t0 = time.time()
     for step, f in enumerate(fold_ids):
-        if deadline is not None:
+        if deadline is not None and abort:
             per_fold = (time.time() - t0) / step if step else 0.0
             if time.time() + per_fold > deadline:
                 raise TrialTimeout(f"fold {step + 1} of {len(fold_ids)} would end after the deadline "
@@ -107,6 +108,7 @@ class StudySpec:
     oof_in_storage: bool = False  # distributed runs: OOF travels in the study, not in local files
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
     hard_deadline: float | None = None  # a running trial ends by then (or is aborted)
+    abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
 
 
 def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
@@ -131,7 +133,7 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
         t0 = time.time()
         try:
             oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
-                                    report, spec.metric, spec.transform, spec.hard_deadline)
+                                    report, spec.metric, spec.transform, spec.hard_deadline, spec.abort)
         except TrialTimeout as e:
             log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
             trial.study.stop()
