@@ -61,15 +61,10 @@ def test_export_and_card(run):
     assert card["sha256"] == pretrained.identity(out / "checkpoint.pt")["sha256"]
 
 
-def test_resume_continues_the_same_run(corpus, run, tmp_path):
+def test_resume_continues_the_same_run(corpus, run, tmp_path, capsys):
     out, _ = run
     part = tmp_path / "part"
-    import shutil
-
-    part.mkdir()  # the same corpus and cached targets: only the training is repeated
-    for name in ("corpus.csv", "corpus.json"):
-        shutil.copy(out / name, part / name)
-    shutil.copytree(out / "targets", part / "targets")
+    # the targets come from the content-addressed cache the fixture run filled: only the training is repeated
     # stop after 10 of the 20 planned steps (the checkpoint at step 10), then resume to 20
     from uniqsar.models.dmpnn import pretrain as mod
 
@@ -85,9 +80,10 @@ def test_resume_continues_the_same_run(corpus, run, tmp_path):
     mod.objective = failing
     try:
         with pytest.raises(KeyboardInterrupt):
-            pretrain("pretrain_dmpnn_tiny", corpus / "corpus.csv", part, exclude=[corpus / "test.csv"], verbose=False)
+            pretrain("pretrain_dmpnn_tiny", corpus / "corpus.csv", part, exclude=[corpus / "test.csv"])
     finally:
         mod.objective = orig
+    assert "targets: all 2 chunks cached" in capsys.readouterr().err  # nothing recomputed
     with pytest.raises(FileExistsError):
         pretrain("pretrain_dmpnn_tiny", corpus / "corpus.csv", part, exclude=[corpus / "test.csv"], verbose=False)
     pretrain("pretrain_dmpnn_tiny", corpus / "corpus.csv", part, exclude=[corpus / "test.csv"], verbose=False,

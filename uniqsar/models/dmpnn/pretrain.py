@@ -11,8 +11,10 @@ signed log1p for heavy-tailed columns (99.9th percentile of |x| >= ``log_above``
 Run folder `out`:
   corpus.csv, corpus.json      canonical SMILES + train/val split (seeded hash), corpus statistics and exclusions
                                (shared with the Uni-Mol2 / SMILES pretraining: ``pretrain_common.corpus_split``)
-  targets/<k>.npz, meta.json   descriptors (float32) and packed Morgan bits per chunk of the corpus, computed in
-                               parallel (``n_jobs`` processes); an interrupted run recomputes only missing chunks
+  (feature cache)              descriptors (float32) and packed Morgan bits per chunk of the corpus, computed in
+                               parallel (``n_jobs`` processes) into ``<cache>/dmpnn_targets/<settings>/<chunk sha>.npz``
+                               (``targets_dir``): an interrupted run, a later stage or a run on a prefix of the same
+                               corpus recomputes only the chunks it has not seen
   ckpt/last.pt                 training state (encoder + head, optimizer, scheduler, RNG, position), atomic,
                                torch.load(weights_only=True)
   losses.csv, val_losses.csv   per step / per validation (loss, desc MSE, bit BCE); losses.png
@@ -86,30 +88,53 @@ def _write_chunk(path: Path, smiles: list[str], morgan_bits: int, radius: int, d
     return len(smiles)
 
 
-def corpus_targets(out: Path, smiles: list[str], r: DMPNNPretrainRecipe, n_jobs: int, say) -> tuple[np.ndarray, np.ndarray]:
-    """Descriptors and packed Morgan bits of every corpus molecule, cached per chunk under ``out/targets``."""
+def target_settings(r: DMPNNPretrainRecipe) -> dict:
+    """What the cached targets depend on (besides the molecules)."""
     from rdkit import __version__ as rdkit_version
 
     from uniqsar.featurize.descriptors import descriptor_names
 
-    o, cs = r.objective, r.data.chunk_size
-    tdir = out / "targets"
-    tdir.mkdir(parents=True, exist_ok=True)
-    meta = {"version": TARGETS_VERSION, "n": len(smiles), "chunk_size": cs, "rdkit": rdkit_version,
+    o = r.objective
+    return {"version": TARGETS_VERSION, "rdkit": rdkit_version,
             "descriptors": descriptor_names() if o.descriptors else [], "morgan_bits": o.morgan_bits,
-            "morgan_radius": o.morgan_radius, "first": smiles[0], "last": smiles[-1]}
-    mpath = tdir / "meta.json"
-    if mpath.exists() and json.loads(mpath.read_text()) != meta:
-        say(f"targets: {tdir} was computed with other settings; recomputing")
-        for f in tdir.glob("*.npz"):
-            f.unlink()
-    mpath.write_text(json.dumps(meta))
-    n_chunks = (len(smiles) + cs - 1) // cs
-    paths = [tdir / f"{k:05d}.npz" for k in range(n_chunks)]
-    todo = [k for k in range(n_chunks) if not paths[k].exists()]
+            "morgan_radius": o.morgan_radius}
+
+
+def targets_dir(r: DMPNNPretrainRecipe, cache_dir=None) -> Path:
+    """The content-addressed target cache: ``<feature cache>/dmpnn_targets/<settings hash>/<chunk sha>.npz``.
+    A chunk is found by the sha256 of its SMILES, so runs that share molecules in the same chunks (a later stage,
+    a prefix of a corpus) reuse each other's targets."""
+    import hashlib
+
+    from uniqsar.featurize.cache import default_cache_dir
+
+    settings = target_settings(r)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    d = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "dmpnn_targets" / digest
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / "settings.json").exists():
+        (d / "settings.json").write_text(json.dumps(settings))
+    return d
+
+
+def chunk_paths(tdir: Path, smiles: list[str], chunk_size: int) -> list[Path]:
+    import hashlib
+
+    return [tdir / (hashlib.sha256("\n".join(smiles[i:i + chunk_size]).encode()).hexdigest()[:32] + ".npz")
+            for i in range(0, len(smiles), chunk_size)]
+
+
+def corpus_targets(smiles: list[str], r: DMPNNPretrainRecipe, n_jobs: int, say,
+                   cache_dir=None) -> tuple[np.ndarray, np.ndarray, Path]:
+    """Descriptors and packed Morgan bits of every corpus molecule, computed per chunk (in parallel) into the
+    content-addressed cache ``targets_dir``; an interrupted run recomputes only the missing chunks."""
+    o, cs = r.objective, r.data.chunk_size
+    tdir = targets_dir(r, cache_dir)
+    paths = chunk_paths(tdir, smiles, cs)
+    todo = [k for k in range(len(paths)) if not paths[k].exists()]
     if todo:
-        say(f"targets: {len(todo)} of {n_chunks} chunks of {cs} molecules to compute with {n_jobs} process(es) "
-            f"({len(meta['descriptors'])} descriptors, {o.morgan_bits} Morgan bits)")
+        say(f"targets: {len(todo)} of {len(paths)} chunks of {cs} molecules to compute with {n_jobs} process(es) "
+            f"({len(target_settings(r)['descriptors'])} descriptors, {o.morgan_bits} Morgan bits) into {tdir}")
         t0, done = time.time(), 0
         args = [(paths[k], smiles[k * cs:(k + 1) * cs], o.morgan_bits, o.morgan_radius, o.descriptors) for k in todo]
         if n_jobs <= 1:
@@ -127,12 +152,14 @@ def corpus_targets(out: Path, smiles: list[str], r: DMPNNPretrainRecipe, n_jobs:
             say(f"targets: {done}/{n_todo} molecules | {done / dt:.0f} mol/s | ETA {fmt_time((n_todo - done) * dt / done)}")
         if n_jobs > 1:
             pool.shutdown()
+    else:
+        say(f"targets: all {len(paths)} chunks cached in {tdir}")
     D, B = [], []
     for p in paths:
         with np.load(p) as z:
             D.append(z["desc"])
             B.append(z["bits"])
-    return np.concatenate(D), np.concatenate(B)
+    return np.concatenate(D), np.concatenate(B), tdir
 
 
 def fit_target_scaler(D: np.ndarray, log_above: float, clip_percentile: float) -> dict:
@@ -269,7 +296,7 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
     d, o, t, spec = r.data, r.objective, r.train, r.model
     out.mkdir(parents=True, exist_ok=True)
     smiles, is_val, stats = corpus_split(out, corpus, d, t.seed, exclude, say, verbose)
-    D, bits = corpus_targets(out, smiles, r, n_jobs, say)
+    D, bits, tdir = corpus_targets(smiles, r, n_jobs, say)
     train_pos, val_pos = np.flatnonzero(~is_val), np.flatnonzero(is_val)[:d.val_max]
     if len(train_pos) == 0:
         raise ValueError("no training molecules (all held out)")
@@ -388,7 +415,7 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
         "size_mb_float32": round(n_params * 4 / 2**20, 2),
         "provenance": prov,
         "data": {**stats, "n_train": int(len(train_pos)), "n_val_evaluated": int(len(val_pos))},
-        "targets": {"descriptors": n_desc, "morgan_bits": n_bits, "scaler": scaler},
+        "targets": {"descriptors": n_desc, "morgan_bits": n_bits, "cache": str(tdir), "scaler": scaler},
         "steps": step,
         "epochs": round(mols_seen / max(1, len(train_pos)), 3),
         "molecules_seen": mols_seen,
@@ -408,5 +435,5 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
     return card
 
 
-__all__ = ["pretrain", "PretrainNet", "objective", "corpus_targets", "fit_target_scaler", "apply_target_scaler",
+__all__ = ["pretrain", "PretrainNet", "objective", "corpus_targets", "targets_dir", "chunk_paths", "fit_target_scaler", "apply_target_scaler",
            "epoch_plan"]
