@@ -77,14 +77,16 @@ def verify_member(run: Path, member: dict) -> list[str]:
 def verify_weights(run: Path, manifest: dict, store) -> None:
     """Every weights file the run's featurizers embed with must still be the one the fit used."""
     for alias, sha in (manifest.get("weights_sha256") or {}).items():
-        if sha is None:
-            continue
         try:
             feat = store.featurizer(alias)
             now = featurizer_weights_sha256(feat)
         except (OSError, ValueError, KeyError) as e:
             raise RunDirError(f"{run}: the weights of featurizer {alias!r} cannot be read ({one_line(e)}); install "
                               "the weights the run was fitted with or refit") from None
+        if now is None:
+            raise RunDirError(f"{run}: featurizer {alias!r} was fitted with weights {feat.params.get('weights')!r} "
+                              f"(sha256 {sha[:12]}...), which no longer resolve to a weights file here; install "
+                              "them or refit the run")
         if now != sha:
             where = feat.weights_identity().get("path", feat.params.get("weights"))
             raise RunDirError(f"{run}: featurizer {alias!r} weights {where} changed since the fit (sha256 {sha[:12]}... "
