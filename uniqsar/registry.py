@@ -18,6 +18,7 @@ FEATURIZER_MODULES: dict[str, str] = {
     "unimol2": "uniqsar.models.unimol2.featurizer",
     "smiles_transformer": "uniqsar.models.smiles.featurizer",
     "dmpnn_emb": "uniqsar.models.dmpnn.featurizer",
+    "minimol": "uniqsar.models.minimol",  # optional extra uniqsar[minimol]
 }
 LEARNER_MODULES: dict[str, str] = {
     "lightgbm": "uniqsar.models.gbdt",
