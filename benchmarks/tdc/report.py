@@ -25,6 +25,27 @@ REFERENCES = (("maplight", "MapLight"), ("maplight_gnn", "MapLight+GNN"),
               ("chemprop_rdkit", "Chemprop-RDKit"), ("leaderboard_best", "LB best"))
 
 
+LEAKY_MARK = "†"
+LEAKY_NOTE = ("† run with `--allow-leaky-pretraining`: uses a pretrained representation not declared TDC-clean "
+              "(its pretraining may include TDC ADMET test molecules), so the score is not comparable to a clean "
+              "entry")
+
+
+def leaky_names(recs: list[dict]) -> list[str]:
+    """Representations not declared TDC-clean that any of these seed records used (run.py `leaky_pretraining`)."""
+    return sorted({f"{x['representation']} ({x.get('weights')})" for r in recs for x in r.get("leaky_pretraining") or []})
+
+
+def _mark(names) -> str:
+    return LEAKY_MARK if names else ""
+
+
+def _footnote(entries) -> list[str]:
+    """The footnote under a table whose rows carry the mark (empty when none does)."""
+    names = sorted({n for e in entries for n in e})
+    return ["", f"{LEAKY_NOTE}: {', '.join(names)}."] if names else []
+
+
 def lower_is_better(task: str) -> bool:
     return not TASKS[task].greater_is_better
 
@@ -73,6 +94,7 @@ def summarize_dir(result_dir) -> dict[str, dict]:
             "seconds_mean": round(sum(secs) / len(secs), 1),
             "n_fallback": max(int(r.get("n_fallback", 0)) for r in recs),
             "preset": recs[0].get("preset"), "protocol": recs[0].get("protocol"),
+            "leaky_pretraining": leaky_names(recs),
         }
     return summary
 
@@ -100,10 +122,12 @@ def summary_markdown(summary: dict[str, dict], title: str = "") -> str:
         rank, n = rank_among_published(task, s["mean"])
         arrow = "↓" if lower_is_better(task) else "↑"
         lines.append("| " + " | ".join([
-            task, f"{s['metric']} {arrow}", str(s["n_seeds"]), f"**{_fmt(s['mean'])}±{_fmt(s['std'])}**",
+            task + _mark(s.get("leaky_pretraining")), f"{s['metric']} {arrow}", str(s["n_seeds"]),
+            f"**{_fmt(s['mean'])}±{_fmt(s['std'])}**",
             _pub(task, "maplight"), _pub(task, "maplight_gnn"), _pub(task, "chemprop_rdkit"),
             f"{_pub(task, 'leaderboard_best')} ({LEADERBOARD_BEST_METHOD.get(task, '?')})",
             f"{rank}/{n}", f"{s['seconds_mean']:.0f}"]) + " |")
+    lines += _footnote(s.get("leaky_pretraining", []) for s in summary.values())
     return "\n".join(lines) + "\n"
 
 
@@ -147,15 +171,17 @@ def compare_markdown(dirs: list[str], names: list[str] | None = None) -> str:
             wins_ml[i] += better(task, r["mean"], ml)
             wins_lb[i] += better(task, r["mean"], lb)
             star = "" if r["n_seeds"] >= 5 else "*"
-            cells.append(f"{_fmt(r['mean'])}±{_fmt(r['std'])}{star}")
+            cells.append(f"{_fmt(r['mean'])}±{_fmt(r['std'])}{star}{_mark(r.get('leaky_pretraining'))}")
             ratios.append(f"{r['mean'] / ml:.3f}" if ml else "—")
         arrow = "↓" if lower_is_better(task) else "↑"
         lines.append("| " + " | ".join([task, f"{TASKS[task].metric} {arrow}"] + cells + ratios
                                          + [_pub(task, "maplight"), f"{_pub(task, 'leaderboard_best')} "
                                             f"({LEADERBOARD_BEST_METHOD.get(task, '?')})"]) + " |")
+    lines += _footnote(r.get("leaky_pretraining", []) for s in sums for r in s.values())
     lines += ["", "| run | tasks | beats MapLight | beats LB best |", "|---|---|---|---|"]
     for i, n in enumerate(names):
-        lines.append(f"| {n} | {counted[i]} | {wins_ml[i]} | {wins_lb[i]} |")
+        leaky = any(r.get("leaky_pretraining") for r in sums[i].values())
+        lines.append(f"| {n}{_mark(leaky)} | {counted[i]} | {wins_ml[i]} | {wins_lb[i]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +199,10 @@ def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
         ok = abs(diff) <= bar + 1e-9
         n_in += ok
         n_all += 1
-        lines.append(f"| {task} | {s['metric']} | {s['n_seeds']} | {_fmt(s['mean'])}±{_fmt(s['std'])} | "
+        lines.append(f"| {task}{_mark(s.get('leaky_pretraining'))} | {s['metric']} | {s['n_seeds']} | "
+                     f"{_fmt(s['mean'])}±{_fmt(s['std'])} | "
                      f"{pub[0]:.3f}±{pub[1]:.3f} | {diff:+.3f} | {bar:.3f} | {'yes' if ok else 'NO'} |")
+    lines += _footnote(s.get("leaky_pretraining", []) for s in summary.values())
     lines += ["", f"Within the bar on {n_in} of {n_all} tasks."]
     return "\n".join(lines) + "\n"
 
@@ -186,7 +214,7 @@ def ablation_markdown(result_dir) -> str:
     lines = ["| task | metric | seeds | seeds with a drop | with elimination | before elimination | "
              "better / worse / same |", "|---|---|---|---|---|---|---|"]
     wins = losses = ties = 0
-    diffs = []
+    diffs, leaky = [], []
     for task, seeds in sorted(load_seeds(result_dir).items()):
         pairs = [(s["score"], s["score"] if s.get("score_without_elimination") is None
                   else s["score_without_elimination"]) for s in seeds if "dropped_models" in s]
@@ -197,10 +225,13 @@ def ablation_markdown(result_dir) -> str:
         lo = sum(better(task, b, a) for a, b in pairs)
         wins, losses, ties = wins + w, losses + lo, ties + len(pairs) - w - lo
         diffs += [(b - a if lower_is_better(task) else a - b) for a, b in pairs]
-        lines.append(f"| {task} | {seeds[0]['metric']} | {len(pairs)} | {n_drop} | {mean(a for a, _ in pairs):.3f} | "
+        leaky.append(leaky_names(seeds))
+        lines.append(f"| {task}{_mark(leaky[-1])} | {seeds[0]['metric']} | {len(pairs)} | {n_drop} | "
+                     f"{mean(a for a, _ in pairs):.3f} | "
                      f"{mean(b for _, b in pairs):.3f} | {w} / {lo} / {len(pairs) - w - lo} |")
     if not diffs:
         return "No seed of this dir records the elimination ablation.\n"
+    lines += _footnote(leaky)
     lines += ["", f"Over {len(diffs)} task-seeds: elimination better on {wins}, worse on {losses}, the same on "
               f"{ties}; mean change {sum(diffs) / len(diffs):+.4f} (sign-adjusted: positive = elimination better)."]
     return "\n".join(lines) + "\n"
@@ -215,7 +246,7 @@ def paired_markdown(base_dir, new_dir) -> str:
     lines = [f"| task | metric | seeds | {a_name} | {b_name} | relative change | seeds better / worse / same |",
              "|---|---|---|---|---|---|---|"]
     counts = {"better": 0, "worse": 0, "same": 0}
-    rel = []
+    rel, leaky = [], []
     for task in TASKS:
         a = {r["seed"]: r["score"] for r in base.get(task, [])}
         b = {r["seed"]: r["score"] for r in new.get(task, [])}
@@ -228,10 +259,12 @@ def paired_markdown(base_dir, new_dir) -> str:
         counts["better" if better(task, mb, ma) else "worse" if better(task, ma, mb) else "same"] += 1
         w = sum(better(task, b[k], a[k]) for k in seeds)
         lo = sum(better(task, a[k], b[k]) for k in seeds)
-        lines.append(f"| {task} | {TASKS[task].metric} | {len(seeds)} | {ma:.4f} | {mb:.4f} | {change:+.2%} | "
-                     f"{w} / {lo} / {len(seeds) - w - lo} |")
+        leaky.append(leaky_names(base.get(task, []) + new.get(task, [])))
+        lines.append(f"| {task}{_mark(leaky[-1])} | {TASKS[task].metric} | {len(seeds)} | {ma:.4f} | {mb:.4f} | "
+                     f"{change:+.2%} | {w} / {lo} / {len(seeds) - w - lo} |")
     if not rel:
         return "The two dirs share no task-seed.\n"
+    lines += _footnote(leaky)
     lines += ["", f"Over {len(rel)} tasks (seed means on the seeds both dirs hold): {b_name} better on "
               f"{counts['better']}, worse on {counts['worse']}, the same on {counts['same']}; mean relative change "
               f"{sum(rel) / len(rel):+.2%} (sign-adjusted: positive = {b_name} better)."]

@@ -73,6 +73,33 @@ def git_commit() -> str | None:
         return None
 
 
+class LeakyPretraining(ValueError):
+    """The preset uses a representation whose pretraining is not declared TDC-clean."""
+
+
+def leaky_pretraining(preset: str) -> list[dict]:
+    """The featurizers and learner inits of `preset` that are not declared TDC-clean: pretraining that may have
+    seen TDC ADMET test molecules, or whose provenance is unknown (uniqsar/models/provenance.py)."""
+    from uniqsar.config import load_recipe
+    from uniqsar.models.provenance import leaky, recipe_representations, used_specs
+
+    recipe = load_recipe(preset)
+    reps = recipe_representations(recipe, used_specs(recipe), seed=1)
+    return [{"representation": name, "key": r["key"], "weights": r["weights"], "sha256": r["sha256"],
+             "note": r["provenance"].get("note")} for name, r in leaky(reps).items()]
+
+
+def check_pretraining(preset: str, allow: bool) -> list[dict]:
+    """The leaky representations of `preset` (recorded in every seed JSON); refuses them unless `allow`."""
+    found = leaky_pretraining(preset)
+    if found and not allow:
+        what = "; ".join(f"{x['representation']} ({x['key']}, weights {x['weights']}): {x['note']}" for x in found)
+        raise LeakyPretraining(f"preset {preset!r} uses representations not declared TDC-clean, so its TDC scores "
+                               f"could be inflated by pretraining on test molecules: {what}. Refusing to run; pass "
+                               f"--allow-leaky-pretraining to run anyway (every result is then marked).")
+    return found
+
+
 def progress(msg: str) -> None:
     print(f"[tdc {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -183,7 +210,18 @@ def main(argv=None) -> int:
     ap.add_argument("--standardize", choices=MODES, default=None,
                     help="override the preset's [data] standardize (canonical: salts and charges kept)")
     ap.add_argument("--keep-runs", action="store_true", help="keep run dirs under OUT/runs/<task>/seed<k>")
+    ap.add_argument("--allow-leaky-pretraining", action="store_true",
+                    help="run a preset whose pretrained representations are not declared TDC-clean; every seed "
+                         "JSON lists them under leaky_pretraining and report.py marks their rows with a dagger")
     args = ap.parse_args(argv)
+    try:
+        args.leaky_pretraining = check_pretraining(args.preset, args.allow_leaky_pretraining)
+    except ValueError as exc:  # a refused preset (LeakyPretraining) or an unreadable one: one line, no traceback
+        print(f"run.py: error: {exc}", file=sys.stderr)
+        return 2
+    if args.leaky_pretraining:
+        progress("WARNING: --allow-leaky-pretraining: results are marked; not TDC-clean: "
+                 + ", ".join(x["representation"] for x in args.leaky_pretraining))
 
     tasks = list(TASKS) if [t.lower() for t in args.tasks] == ["all"] else [t.lower() for t in args.tasks]
     unknown = [t for t in tasks if t not in TASKS]
@@ -203,6 +241,7 @@ def main(argv=None) -> int:
                 continue
             try:
                 rec = run_one(task, seed, args, root)
+                rec["leaky_pretraining"] = args.leaky_pretraining  # non-empty: not comparable to clean entries
             except Exception as exc:  # keep going; the missing JSON makes a rerun retry it
                 failures += 1
                 progress(f"{task} seed {seed}: FAILED {type(exc).__name__}: {exc}")

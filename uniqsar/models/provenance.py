@@ -137,6 +137,12 @@ def identity_provenance(ident: dict) -> dict:
     return prov if isinstance(prov, dict) else unknown("the weights identity carries no provenance")
 
 
+def used_specs(recipe) -> dict:
+    """{alias: {"key", "params"}} of the featurizers a recipe's models use (what fit featurizes)."""
+    used = sorted({a for m in recipe.models for a in m.features})
+    return {a: {"key": recipe.featurizer(a).key, "params": recipe.featurizer(a).params} for a in used}
+
+
 def recipe_representations(recipe, specs: dict, seed: int) -> dict:
     """{"featurizer:<alias>" | "learner:<id>": {"key", "weights", "sha256", "provenance"}} for every featurizer
     or learner of a recipe that has weights (a ``weights_identity`` method). Never raises: a representation
@@ -182,5 +188,5 @@ def leaky(representations: dict) -> dict:
 
 
 __all__ = ["CLEAN_KEY", "random_init", "unknown", "published", "corpus_provenance", "chain", "card_provenance",
-           "file_provenance", "is_tdc_clean", "summary", "identity_provenance", "recipe_representations",
+           "file_provenance", "is_tdc_clean", "summary", "identity_provenance", "used_specs", "recipe_representations",
            "representation_lines", "leaky"]
