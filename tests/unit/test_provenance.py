@@ -204,5 +204,12 @@ def test_allowed_leaky_run_fits_and_marks_seed_json_and_report_rows(tmp_path, mo
             "--data-dir", str(_tiny_tdc(tmp_path / "tdc")), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
     assert run.main(argv) == 2
     monkeypatch.setattr(run, "predict_without_elimination", lambda *a, **k: None)  # not what this test is about
-    assert run.main(argv + ["--allow-leaky-pretraining"]) == 0
+    assert run.main(argv + ["--allow-leaky-pretraining", "--keep-runs"]) == 0
     _check_marked(out)
+    # the run directory's manifest and `uniqsar info` show the representation's provenance
+    from uniqsar.cli import info_text
+
+    run_dir = out / "runs" / "caco2_wang" / "seed1"
+    reps = json.loads((run_dir / "manifest.json").read_text())["representations"]
+    assert list(reps) == ["featurizer:emb"] and not prov.is_tdc_clean(reps["featurizer:emb"]["provenance"])
+    assert "featurizer:emb: dmpnn_emb weights" in info_text(run_dir) and "unknown provenance" in info_text(run_dir)
