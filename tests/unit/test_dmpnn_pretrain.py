@@ -164,3 +164,15 @@ def test_cli_embed_dmpnn(run, tmp_path, capsys):
     assert "1 failed (1 invalid SMILES)" in capsys.readouterr().out
     assert main(["embed", str(data), "--model", "dmpnn", "--pooling", "cls", "--out", str(tmp_path / "y.npy")]) == 2
     assert "--pooling cls is for unimol2" in capsys.readouterr().err
+
+
+def test_shipped_default_weights():
+    """The package ships pretrained encoder weights: TDC-clean provenance, and not a random init."""
+    ident = pretrained.identity("default")
+    assert ident["kind"] == "file" and ident["provenance"]["tdc_admet_test_excluded"] is True
+    assert pretrained.DEFAULT_CHECKPOINT.stat().st_size < 20 * 2**20
+    smi = SMILES[:10]
+    D = DMPNNEmbedding(weights="default").compute(smi)
+    R = DMPNNEmbedding(weights="random").compute(smi)
+    assert D.shape == R.shape == (10, ident["config"]["hidden_size"]) and np.isfinite(D).all()
+    assert not np.allclose(D, R, atol=1e-3)
