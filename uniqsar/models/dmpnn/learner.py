@@ -244,6 +244,14 @@ class DMPNN(Learner):
             p["ffn_hidden_size"] = p["hidden_size"]
         return p
 
+    def weights_identity(self) -> dict:
+        """Identity + provenance of the encoder's initial weights (the run manifest's `representations`)."""
+        from .pretrained import identity
+
+        if self._pretrained():
+            return identity(self.params["weights"])
+        return {**identity("random", self.seed), "name": "scratch"}
+
     def _pretrained(self) -> bool:
         """True when the encoder starts from pretrained weights (``weights`` = "default" or a checkpoint path);
         None / "none" / "scratch" train from a seeded random init (chemprop's default)."""
