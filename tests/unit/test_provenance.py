@@ -107,7 +107,8 @@ def test_recipe_representations_and_info_lines(tmp_path):
     assert prov.is_tdc_clean(reps["learner:dmpnn__smiles"]["provenance"])  # from scratch
     assert list(prov.leaky(reps)) == ["featurizer:emb"]
     text = "\n".join(prov.representation_lines(reps))
-    assert "featurizer:emb: dmpnn_emb" in text and "NOT TDC-clean" in text and "learner:dmpnn__smiles" in text
+    assert "featurizer:emb: dmpnn_emb" in text and "NOT TDC-clean; corpora: unknown" in text
+    assert "learner:dmpnn__smiles: dmpnn weights scratch: TDC-clean; corpora: no pretraining data" in text
     # a featurizer whose weights cannot be resolved is recorded, not raised, and is not clean
     bad = load_recipe(_recipe(tmp_path, str(tmp_path / "missing.pt"), "bad"))
     entry = prov.recipe_representations(bad, prov.used_specs(bad), seed=1)["featurizer:emb"]

@@ -118,7 +118,8 @@ def summary(prov: dict | None) -> str:
     """One line for `uniqsar info`."""
     if not isinstance(prov, dict):
         return "NOT TDC-clean (unknown provenance: no record)"
-    corpora = ", ".join(_corpus_text(c) for c in prov.get("corpora", [])) or "no pretraining data"
+    corpora = ", ".join(_corpus_text(c) for c in prov.get("corpora", [])) or (
+        "unknown" if prov.get("basis") == "unknown" else "no pretraining data")
     flag = "TDC-clean" if is_tdc_clean(prov) else "NOT TDC-clean"
     return f"{flag}; corpora: {corpora}; {prov.get('note', '')}".rstrip("; ")
 
