@@ -189,8 +189,11 @@ def test_tdc_ablation_predicts_the_ensemble_before_elimination(reg_run, tmp_path
     smiles = pd.read_csv(out / "targets" / "Y" / "oof.csv")["smiles"].tolist()[:40]
     final = Run(out).predict_canonical(smiles)["Y"]
     ens = read_json(out / "targets" / "Y" / "ensemble.json")
-    assert ens["dropped_models"]
-    assert ens["without_elimination"]["cv_score_nested"] == ens["dropped_models"][0]["cv_with"]
+    # whether elimination drops a model here depends on the data (since the linear learner's floor, 06d9847, it
+    # may drop none; elimination itself: tests/unit/test_ensemble.py); when it does, the saved pre-elimination
+    # score is its first step's. The plumbing below writes its own "without_elimination" either way.
+    if ens["dropped_models"]:
+        assert ens["without_elimination"]["cv_score_nested"] == ens["dropped_models"][0]["cv_with"]
     # plumbing check: an "ensemble before elimination" equal to the final one predicts exactly like the run
     run = tmp_path / "run"
     shutil.copytree(out, run)
