@@ -258,16 +258,6 @@ class DMPNN(Learner):
         w = self.params.get("weights")
         return w is not None and str(w).lower() not in ("none", "scratch")
 
-    def weights_identity(self) -> dict:
-        """Identity (sha256, provenance) of the encoder init (run manifest, TDC guard); from scratch: random."""
-        if not self._pretrained():
-            from uniqsar.models.provenance import random_init
-
-            return {"kind": "random", "name": "scratch", "seed": self.seed, "provenance": random_init()}
-        from .pretrained import identity
-
-        return identity(self.params["weights"])
-
     def _arch(self) -> dict[str, Any]:
         """The readout settings, saved with the model (a model keeps its readout if defaults change)."""
         p = self._p()
