@@ -306,10 +306,17 @@ COMMANDS["report"] = cmd_report
 def main(argv=None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    if a.quiet:
-        import uniqsar.util
+    import uniqsar.util
 
-        uniqsar.util.QUIET = True
+    quiet_before = uniqsar.util.QUIET
+    uniqsar.util.QUIET = quiet_before or a.quiet
+    try:
+        return _run_command(a)
+    finally:
+        uniqsar.util.QUIET = quiet_before  # an in-process call (tests, notebooks) leaves logging as it found it
+
+
+def _run_command(a) -> int:
     try:
         return COMMANDS[a.command](a)
     except KeyboardInterrupt:
