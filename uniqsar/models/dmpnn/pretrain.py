@@ -408,6 +408,7 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
     save_checkpoint(net.encoder.cpu(), spec, out / "checkpoint.pt", prov, recipe=r.name)
     card = {
         "format": "uniqsar-dmpnn-pretrain/1",
+        "command": " ".join(sys.argv),
         "kind": "dmpnn",
         "recipe": r.to_dict(),
         "encoder": {k: getattr(spec, k) for k in ("hidden_size", "depth", "aggregation", "aggregation_norm")},
