@@ -224,6 +224,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             raw = Path(args.raw) / args.preset / task / f"seed{seed}"
             path = out / task / f"seed{seed}.json"
+            if path.exists() and not args.reevaluate:
+                continue  # done (its raw material may live on another machine)
             if not (raw / "fit.json").is_file():
                 if args.reevaluate:
                     continue
@@ -233,8 +235,6 @@ def main(argv=None) -> int:
                 except Exception as exc:  # keep going; a rerun retries it
                     progress(f"{task} seed {seed}: FAILED {type(exc).__name__}: {exc}")
                     continue
-            elif path.exists() and not args.reevaluate:
-                continue
             rec = evaluate_one(task, seed, raw, args)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")

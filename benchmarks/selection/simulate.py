@@ -1,0 +1,172 @@
+"""Score candidate `default` designs offline from the superset runs (benchmarks/selection/run.py).
+
+    python benchmarks/selection/simulate.py --raw benchmarks/selection/results/raw \
+        --out benchmarks/selection/results/designs.md
+
+Each design is a choice of members, trials per study (the first k trials of the study: exactly what
+``n_trials = k`` runs, same sampler seed), stacking candidates per model and a stacking rule. It is stacked
+on the train split's out-of-fold predictions with uniqsar's own stacker and scored on the TDC **valid**
+split (never the test set), with the members' valid predictions as their five fold models' mean. The
+decision rule is fixed in ``plan.md`` before any result was seen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uniqsar.ensemble.backward import stack_models
+from uniqsar.ensemble.greedy import fit_weights
+from uniqsar.metrics import METRICS, score
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+LGBM = ("lightgbm__ecfp+desc", "lightgbm__avalon+erg+desc", "lightgbm__fcfp+maccs+desc")
+UNIMOL = "lightgbm__unimol2_emb+desc"
+LINEAR = "linear__ecfp+avalon+desc"
+MAPLIGHT = "catboost__morgan1024+avalon+erg+desc"
+CURRENT = (*LGBM, UNIMOL, LINEAR)
+FEW = {20: 6, 15: 5, 8: 4, 1: 1}  # the "few trials" designs: about 30% of each study's trials
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    models: tuple[str, ...]
+    few: bool = False  # first FEW[n] trials of each study instead of all
+    top: int = 3  # best trials of each model kept as stacking candidates
+    stack: str = "auto"  # auto (product: best nested CV of greedy/best/mean) | shrink | model_mean
+    note: str = field(default="", compare=False)
+
+
+DESIGNS = (
+    Design("S0_current", CURRENT, note="today's default"),
+    Design("S1_maplight", (*CURRENT, MAPLIGHT), note="+ MapLight CatBoost as a fixed member"),
+    Design("S2_maplight_few", (*CURRENT, MAPLIGHT), few=True, note="S1 with ~30% of the trials"),
+    Design("S3_maplight_top1", (*CURRENT, MAPLIGHT), top=1, note="S1, one candidate (best trial) per model"),
+    Design("S4_maplight_shrink", (*CURRENT, MAPLIGHT), stack="shrink",
+           note="S1, weights halfway between the stacker's and the equal-weight mean of each model's best trial"),
+    Design("S5_maplight_no_unimol", (*LGBM, LINEAR, MAPLIGHT), note="S1 without Uni-Mol2 embeddings"),
+    Design("S6_maplight_alone", (MAPLIGHT,), note="MapLight alone (5 fold models)"),
+    Design("S7_lean", (*LGBM, LINEAR, MAPLIGHT), few=True, top=1, stack="shrink",
+           note="S2+S3+S4+S5 together: the cheapest candidate"),
+    Design("S8_model_mean", (*CURRENT, MAPLIGHT), stack="model_mean",
+           note="equal-weight mean of each model's best trial, no stacker"),
+)
+
+
+def load(path: Path) -> tuple[dict, dict]:
+    z = np.load(path, allow_pickle=False)
+    meta = json.loads(bytes(z["meta"]).decode())
+    return meta, {k: z[k] for k in z.files if k != "meta"}
+
+
+def candidates(meta: dict, arrays: dict, design: Design):
+    """(model id, trial number, oof, valid, cv value, seconds of the trials the design runs) per candidate."""
+    higher = METRICS[meta["metric"]].greater_is_better
+    out, seconds = [], 0.0
+    for model in design.models:
+        trials = meta["studies"][model]
+        n_all = max(1, len([t for t in trials if t["state"] in ("COMPLETE", "PRUNED")]))
+        k = FEW.get(n_all, max(1, round(0.3 * n_all))) if design.few else n_all
+        ran = [t for t in trials if t["number"] < k or not design.few]
+        seconds += sum(t["seconds"] or 0.0 for t in ran)
+        done = [t for t in ran if t["value"] is not None]
+        done.sort(key=lambda t: (-t["value"] if higher else t["value"], t["number"]))
+        for t in done[:design.top]:
+            out.append((model, t["number"], arrays[f"oof|{model}|{t['number']}"].astype(float),
+                        arrays[f"valid|{model}|{t['number']}"].astype(float), t["value"]))
+    return out, seconds
+
+
+def evaluate(meta: dict, arrays: dict, design: Design) -> dict:
+    metric = meta["metric"]
+    y, folds, yv = arrays["y"], arrays["folds"], arrays["y_valid"]
+    cands, seconds = candidates(meta, arrays, design)
+    P = np.column_stack([c[2] for c in cands])
+    V = np.column_stack([c[3] for c in cands])
+    groups = [c[0] for c in cands]
+    stack = stack_models(P, groups, y, folds, metric, ("greedy", "best", "mean"), 50, drop=False)
+    w = np.zeros(len(cands))
+    w[stack.columns] = fit_weights(stack.method, P[:, stack.columns], y, metric, 50)
+    first = np.array([i == 0 or groups[i] != groups[i - 1] for i in range(len(cands))])  # each model's best
+    mean_best = first / first.sum()
+    if design.stack == "shrink":
+        w = 0.5 * w + 0.5 * mean_best
+    elif design.stack == "model_mean":
+        w = mean_best
+    return {"valid": score(metric, yv, V @ w), "nested_cv": stack.cv if design.stack == "auto" else None,
+            "cv_in_sample": score(metric, y, P @ w), "seconds": seconds, "n_members": int((w > 0).sum())}
+
+
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    files = sorted(Path(args.raw).glob("*/seed*.npz"))
+    if not files:
+        sys.exit(f"no superset runs under {args.raw}")
+    rows = []
+    for f in files:
+        meta, arrays = load(f)
+        for d in DESIGNS:
+            rows.append({"task": meta["task"], "seed": meta["seed"], "metric": meta["metric"], "design": d.name,
+                         **evaluate(meta, arrays, d)})
+    write_report(rows, Path(args.out), files)
+    return 0
+
+
+def rel(metric: str, new: float, base: float) -> float:
+    """Relative improvement of ``new`` over ``base`` (positive = better), sign-adjusted for the metric."""
+    sign = 1 if METRICS[metric].greater_is_better else -1
+    return sign * (new - base) / abs(base)
+
+
+def write_report(rows: list[dict], out: Path, files) -> None:
+    base = {(r["task"], r["seed"]): r for r in rows if r["design"] == "S0_current"}
+    lines = [f"# Selection designs on the TDC valid splits ({len(files)} task-seeds)", "",
+             f"Produced by `python benchmarks/selection/simulate.py {' '.join(sys.argv[1:])}` at commit "
+             f"{git_commit()} from the superset runs in `{files[0].parent.parent}` (their commits are in each "
+             "file's meta). Rule: `plan.md`. `wins` = task-seeds where the design's valid score beats S0's "
+             "(ties half); `rel` = mean relative improvement over S0 (positive = better); `cost` = CV seconds "
+             "of the trials the design runs / S0's.", "",
+             "| design | wins vs S0 | rel vs S0 | cost vs S0 | note |", "|---|---|---|---|---|"]
+    summary = {}
+    for d in DESIGNS:
+        mine = [r for r in rows if r["design"] == d.name]
+        wins = sum(1.0 if rel(r["metric"], r["valid"], base[(r["task"], r["seed"])]["valid"]) > 1e-9 else
+                   0.5 if abs(r["valid"] - base[(r["task"], r["seed"])]["valid"]) <= 1e-9 else 0.0 for r in mine)
+        rels = [rel(r["metric"], r["valid"], base[(r["task"], r["seed"])]["valid"]) for r in mine]
+        cost = sum(r["seconds"] for r in mine) / max(1e-9, sum(base[(r["task"], r["seed"])]["seconds"] for r in mine))
+        summary[d.name] = {"wins": wins, "n": len(mine), "rel": float(np.mean(rels)), "cost": cost}
+        lines.append(f"| {d.name} | {wins:g}/{len(mine)} | {100 * np.mean(rels):+.2f}% | {cost:.2f} | {d.note} |")
+    lines += ["", "Per task-seed valid scores (nested CV of the stack on train in brackets where the design uses "
+              "the product's stacker):", "",
+              "| task | seed | metric | " + " | ".join(d.name for d in DESIGNS) + " |",
+              "|---|---|---|" + "---|" * len(DESIGNS)]
+    for (task, seed), b in sorted(base.items()):
+        cells = []
+        for d in DESIGNS:
+            r = next(r for r in rows if r["design"] == d.name and r["task"] == task and r["seed"] == seed)
+            cells.append(f"{r['valid']:.3f}" + (f" ({r['nested_cv']:.3f})" if r["nested_cv"] is not None else ""))
+        lines.append(f"| {task} | {seed} | {b['metric']} | " + " | ".join(cells) + " |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
+    print("\n".join(lines[:8 + len(DESIGNS)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
