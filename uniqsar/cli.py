@@ -204,7 +204,9 @@ def _add_embed_parser(sub) -> None:
     from uniqsar.data.standardize import DEFAULT_MODE, MODES
 
     e = sub.add_parser("embed", help="molecule embeddings (one float32 row per input row) to a .npy file",
-                       epilog="example:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy",
+                       epilog="examples:\n  uniqsar embed data.csv --model unimol2 --pooling cls+mean --out emb.npy\n"
+                              "  uniqsar embed data.csv --model unimol2 --atomic --out atoms/   (per-atom vectors, "
+                              "atomic numbers, symbols and coordinates -> atoms/atomic.npz)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("data", help="CSV (or TSV) with a SMILES column")
     e.add_argument("--model", default="unimol2", choices=["unimol2", "dmpnn"],
@@ -222,12 +224,21 @@ def _add_embed_parser(sub) -> None:
     e.add_argument("--n-jobs", type=int, default=1, help="processes for conformers; torch threads")
     e.add_argument("--cache-dir", help="feature cache directory")
     e.add_argument("--no-cache", action="store_true")
-    e.add_argument("--out", required=True, help="output .npy (float32, rows in input order, NaN rows = failed)")
+    e.add_argument("--atomic", action="store_true",
+                   help="unimol2 only: per-atom representations of every row (SMILES as written, heavy atoms in "
+                        "their RDKit order; no standardization) + CLS vectors, atomic numbers, symbols and coordinates "
+                        "to --out DIR/atomic.npz (flat arrays + offsets, no pickle) and DIR/summary.json")
+    e.add_argument("--max-atoms", type=int, default=128,
+                   help="--atomic: molecules with more heavy atoms are cropped to a seeded subset (default: 128)")
+    e.add_argument("--out", required=True, help="output .npy (float32, rows in input order, NaN rows = failed); "
+                                                "with --atomic a folder")
 
 
 def cmd_embed(a) -> int:
     import numpy as np
 
+    if a.atomic:
+        return _embed_atomic(a)
     common = dict(smiles_col=a.smiles_col, weights=a.weights, seed=a.seed, n_jobs=max(1, a.n_jobs),
                   cache_dir=a.cache_dir, use_cache=not a.no_cache, standardize=a.standardize)
     if a.model == "dmpnn":
@@ -246,6 +257,23 @@ def cmd_embed(a) -> int:
     np.save(a.out, X)
     print(f"wrote {a.out}: {info['n_rows']} rows x {info['dim']} (float32), {info['n_failed']} failed "
           f"({info['n_invalid_smiles']} invalid SMILES); weights: {info['weights_text']}")
+    return 0
+
+
+def _embed_atomic(a) -> int:
+    from uniqsar.data.standardize import DEFAULT_MODE
+
+    if a.model != "unimol2":
+        raise ValueError("--atomic is for --model unimol2 (per-atom Uni-Mol2 representations)")
+    if a.pooling is not None or a.n_conformers != 1 or a.standardize != DEFAULT_MODE:
+        raise ValueError("--atomic writes the CLS and per-atom vectors of one conformer per molecule, for the SMILES "
+                         "as written: leave out --pooling, --n-conformers and --standardize")
+    from uniqsar.models.unimol2.atomic import embed_atomic_table
+
+    info = embed_atomic_table(a.data, a.out, smiles_col=a.smiles_col, weights=a.weights, seed=a.seed,
+                              batch_size=a.batch_size, max_atoms=a.max_atoms, n_jobs=max(1, a.n_jobs))
+    print(f"wrote {a.out}/{info['file']}: {info['n_rows']} molecules, {info['n_atoms']} atoms x {info['dim']} "
+          f"(float32), {info['n_failed']} failed; weights: {info['weights_text']}")
     return 0
 
 

@@ -96,6 +96,10 @@ class UniMol2Learner(Learner):
         "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
         "device": "cpu",
         "verbose": False,
+        # unimol_tools' freeze_layers: parameters whose name (as in unimol_tools' UniMolV2Model: "encoder",
+        # "embed_tokens", "classification_head", ...) starts with one of these are frozen; freeze_reversed: the others
+        "freeze_prefixes": None,
+        "freeze_reversed": False,
     }
 
     @staticmethod
@@ -141,10 +145,15 @@ class UniMol2Learner(Learner):
         k = min(int(self._param("freeze_layers")), model.backbone.cfg.layers)
         frozen = EMBEDDING_PREFIXES + tuple(f"encoder.layers.{i}." for i in range(k)) if k else ()
         frozen = tuple("backbone." + f for f in frozen)
+        prefixes = self._param("freeze_prefixes")
+        prefixes = tuple([prefixes] if isinstance(prefixes, str) else prefixes or ())
+        reverse = bool(self._param("freeze_reversed"))
         for name, prm in model.named_parameters():
             # the movement head never enters the loss: no gradients for it
-            prm.requires_grad = not (name.startswith("backbone.movement_pred_head.")
-                                     or (frozen and name.startswith(frozen)))
+            off = name.startswith("backbone.movement_pred_head.") or bool(frozen and name.startswith(frozen))
+            if prefixes:  # unimol_tools naming: the backbone's modules sit at the top level there
+                off = off or (reverse ^ name.removeprefix("backbone.").startswith(prefixes))
+            prm.requires_grad = not off
 
     @staticmethod
     def _forward(model, batch):
