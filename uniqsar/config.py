@@ -34,6 +34,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)  # fixed params, override the search space
     name: str = ""
     search: bool = True  # false: no search space, the learner's defaults + params only
+    max_molecules: int | None = None  # a target with more training molecules fits without this model (cost cap)
 
     @property
     def id(self) -> str:
@@ -63,6 +64,12 @@ class Recipe:
                 return f
         return FeaturizerSpec(alias, alias, {})
 
+    def for_size(self, n_molecules: int) -> "Recipe":
+        """The recipe for a target of ``n_molecules``: models capped below that size (``max_molecules``) left out;
+        if that would leave none, every model stays (a recipe always fits something)."""
+        models = tuple(m for m in self.models if m.max_molecules is None or n_molecules <= m.max_molecules)
+        return self if len(models) == len(self.models) else replace(self, models=models or self.models)
+
     def scaled_trials(self, factor: float) -> "Recipe":
         return replace(self, models=tuple(replace(m, n_trials=max(1, round(m.n_trials * factor))) for m in self.models))
 
@@ -76,7 +83,8 @@ class Recipe:
             "models": [
                 {"learner": m.learner, "features": list(m.features), "n_trials": m.n_trials,
                  **({"params": m.params} if m.params else {}), **({"name": m.name} if m.name else {}),
-                 **({} if m.search else {"search": False})}
+                 **({} if m.search else {"search": False}),
+                 **({"max_molecules": m.max_molecules} if m.max_molecules is not None else {})}
                 for m in self.models
             ],
             "ensemble": {"method": self.ensemble, "size": self.ensemble_size, "top_trials": self.top_trials,
@@ -89,7 +97,7 @@ class Recipe:
 SECTION_KEYS = {
     "data": {"standardize", "drop_conflicting"},
     "cv": {"n_folds", "split"},
-    "models": {"learner", "features", "n_trials", "params", "name", "search"},
+    "models": {"learner", "features", "n_trials", "params", "name", "search", "max_molecules"},
     "ensemble": {"method", "size", "top_trials", "drop_models"},
     "final": {"mode"},
     "tuning": {"pruning"},
@@ -141,8 +149,11 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
                 raise ConfigError(f"recipe {name!r}: model {m['learner']} uses unknown features {f!r}")
         if get_learner_class(m["learner"]).input == "features" and not features:
             raise ConfigError(f"recipe {name!r}: learner {m['learner']!r} needs a features list")
+        cap = m.get("max_molecules")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"recipe {name!r}: model {m['learner']}: max_molecules must be a positive integer")
         models.append(ModelSpec(m["learner"], features, int(m.get("n_trials", 10)), dict(m.get("params", {})),
-                                m.get("name", ""), bool(m.get("search", True))))
+                                m.get("name", ""), bool(m.get("search", True)), cap))
     if not models:
         raise ConfigError(f"recipe {name!r} has no [[models]]")
     ids = [m.id for m in models]

@@ -244,3 +244,19 @@ def test_unknown_featurizer_param_rejected_at_parse_time():
     d["featurizers"]["ecfp"]["n_bit"] = 512
     with pytest.raises(ConfigError, match="n_bit"):
         recipe_from_dict(d)
+
+
+def test_max_molecules_leaves_a_capped_model_out_of_larger_targets():
+    from uniqsar.config import ConfigError, recipe_from_dict
+
+    d = {"featurizers": {"ecfp": {"key": "morgan_count"}},
+         "models": [{"learner": "lightgbm", "features": ["ecfp"]},
+                    {"learner": "linear", "features": ["ecfp"], "max_molecules": 100}]}
+    r = recipe_from_dict(d)
+    assert [m.learner for m in r.for_size(100).models] == ["lightgbm", "linear"]
+    assert [m.learner for m in r.for_size(101).models] == ["lightgbm"]
+    assert r.to_dict()["models"][1]["max_molecules"] == 100
+    only = recipe_from_dict({**d, "models": d["models"][1:]})
+    assert len(only.for_size(10_000).models) == 1  # never an empty recipe
+    with pytest.raises(ConfigError, match="max_molecules"):
+        recipe_from_dict({**d, "models": [{"learner": "linear", "features": ["ecfp"], "max_molecules": 0}]})

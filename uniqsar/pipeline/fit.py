@@ -174,7 +174,11 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
             final_deadline = time.time() + share
         transform = transforms[name]
         manifest["targets"][name]["transform"] = transform
-        ctx = TargetContext(out, recipe, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
+        recipe_t = recipe.for_size(len(data_t.y))
+        for m in recipe.models:
+            if m not in recipe_t.models:
+                log(f"target {name!r}: {m.id} left out ({len(data_t.y)} molecules > its max_molecules {m.max_molecules})")
+        ctx = TargetContext(out, recipe_t, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
                             options.storage, tune_deadline, final_deadline, transform, options.resume,
                             fingerprint)
         res = fit_target(ctx, data_t, folds[name])
