@@ -247,7 +247,9 @@ def compute_metrics(task: str, names: list[str], y_true: np.ndarray, y_pred: np.
         for j in range(Y.shape[1]):
             ok = ~np.isnan(Y[:, j]) & ~np.isnan(P[:, j])
             try:
-                vals.append(float(fns[name](Y[ok, j], P[ok, j])))
+                with warnings.catch_warnings():  # too few rows for a metric: NaN, said by the value itself
+                    warnings.simplefilter("ignore")
+                    vals.append(float(fns[name](Y[ok, j], P[ok, j])) if ok.sum() > 1 else float("nan"))
             except ValueError:  # e.g. one class only among the scored rows
                 vals.append(float("nan"))
         out[name] = float(np.nanmean(vals)) if not all(np.isnan(vals)) else float("nan")
