@@ -120,6 +120,7 @@ class MolTrain:
             _joint_or_pending(task)
         if task == "multiclass":
             _multiclass_or_pending()
+            self._multiclass_cnt = _class_count(df[cols[0]])
         df = self._anomaly_filter(df, cols)
         split = self._split(cols)
         recipe_path = self._recipe(split)
@@ -197,12 +198,13 @@ class MolTrain:
     def _pipeline_metric(self, cols: list) -> dict:
         from uniqsar.metrics import metric_for_task
 
-        name = PIPELINE_METRIC.get(self.metrics[0])
-        try:
-            metric_for_task(name, PIPELINE_TASK[self.task])
-        except (KeyError, ValueError, TypeError):
-            return {}  # not a uniqsar metric (f1_score, mcc, ...): the task's default selects, all are reported
-        return {t: name for t in cols}
+        first = self.metrics[0]
+        for name in (PIPELINE_METRIC.get(first), first):
+            try:
+                return {t: metric_for_task(name, PIPELINE_TASK[self.task]) for t in cols}
+            except (KeyError, ValueError, TypeError):
+                continue
+        return {}  # not a uniqsar metric (f1_score, mcc, ...): the task's default selects, all are reported
 
     def _oof(self, df: pd.DataFrame, cols: list):
         """Out-of-fold predictions of every input row (n, T) (multiclass: (n, C)), and the targets, from the run."""
@@ -212,6 +214,8 @@ class MolTrain:
         manifest = read_json(self.run_dir / "manifest.json")
         rows = standardize_column(df, self.config["smiles_col"], mode=manifest.get("standardize", "canonical"))
         canon = rows["canonical"].where(rows["error"] == "", None)
+        if self.task == "multiclass":
+            return self._oof_multiclass(df, manifest, cols[0], canon)
         preds, ys = [], []
         for t in cols:
             oof = pd.read_csv(self.run_dir / manifest["targets"][t]["dir"] / "oof.csv")
@@ -221,6 +225,25 @@ class MolTrain:
         return np.asarray(preds, float).T, np.asarray(ys, float).T
 
 
+    def _oof_multiclass(self, df, manifest, t, canon):
+        """(n, multiclass_cnt) out-of-fold class probabilities (a class absent from the data: 0), (n,) labels."""
+        from uniqsar.pipeline.oof import prob_columns
+
+        tdir = self.run_dir / manifest["targets"][t]["dir"]
+        oof = pd.read_csv(tdir / "oof.csv")
+        classes = manifest["targets"][t]["classes"]
+        P = np.zeros((len(df), self._multiclass_cnt))
+        probs = oof[prob_columns("ensemble_nested", len(classes))].to_numpy(float)
+        row_of = {s: i for i, s in enumerate(oof["smiles"])}
+        for r, s in enumerate(canon):
+            if s is None or s not in row_of:
+                P[r] = np.nan
+                continue
+            for k, label in enumerate(classes):
+                P[r, int(float(label))] = probs[row_of[s], k]
+        return P, pd.to_numeric(df[t], errors="coerce").to_numpy(float)
+
+
 def _joint_or_pending(task: str) -> None:
     raise CompatError(f"{OWNER}: task {task!r} needs the pipeline's joint multi-target fit (one network, a loss "
                       "masked where a label is missing; issue 20 item 2), which this uniqsar version does not have "
@@ -228,8 +251,22 @@ def _joint_or_pending(task: str) -> None:
 
 
 def _multiclass_or_pending() -> None:
-    raise CompatError(f"{OWNER}: task 'multiclass' needs the pipeline's multiclass task (issue 20 item 2), which this "
-                      "uniqsar version does not have yet")
+    from uniqsar.data.targets import TASKS as DATA_TASKS
+    from uniqsar.registry import get_learner_class
+
+    if "multiclass" not in DATA_TASKS or "multiclass" not in get_learner_class("unimol2").tasks:
+        raise CompatError(f"{OWNER}: task 'multiclass' needs the pipeline's multiclass task (issue 20 item 2), which "
+                          "this uniqsar version does not have yet")
+
+
+def _class_count(col: pd.Series) -> int:
+    """unimol_tools' multiclass_cnt: labels are the integers 0..C-1, C = max + 1."""
+    y = pd.to_numeric(col, errors="coerce")
+    known = y.dropna()
+    if len(known) < (col.notna()).sum() or len(known) == 0 or (known != known.round()).any() or (known < 0).any():
+        raise CompatError(f"{OWNER}: task 'multiclass' takes integer class labels 0..C-1 in the target column, as "
+                          "unimol_tools does (uniqsar fit --task multiclass also takes text labels)")
+    return int(known.max()) + 1
 
 
 def _clear_previous(out: Path) -> None:
