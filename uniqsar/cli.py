@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("data", help="CSV (or TSV) with a SMILES column and target column(s)")
     f.add_argument("--target", action="append", required=True, help="target column (repeat for several)")
     f.add_argument("--smiles-col", help="SMILES column (default: auto-detect smiles/SMILES/Drug/canonical_smiles)")
-    f.add_argument("--task", default="auto", choices=["auto", "regression", "binary"])
+    f.add_argument("--task", default="auto", choices=["auto", "regression", "binary", "multiclass"],
+                   help="auto: 2 labels -> binary; 3-20 distinct text labels or integer codes -> multiclass; "
+                        "numbers -> regression (pass --task regression for an integer-valued quantity)")
     f.add_argument("--preset", default="default",
                    help=f"preset name ({', '.join(available_presets())}) or path to a recipe TOML")
     f.add_argument("--time-budget", help="wall-clock limit for the whole fit, e.g. 90s, 10m, 1h30m")
@@ -41,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--n-jobs", type=int, default=1, help="parallel processes (trials, featurization); -1 = all cores")
     f.add_argument("--learners", help="comma-separated learners to use (one the preset lacks comes with its "
                                       f"configuration from `best`); available: {_learner_help()}")
-    f.add_argument("--metric", help="metric to optimize, any case (default: mae for regression, roc_auc for binary; "
-                                    "aliases such as AUROC, auc, ROC-AUC, AUPRC)")
+    f.add_argument("--metric", help="metric to optimize, any case (default: mae for regression, roc_auc for binary, "
+                                    "macro_roc_auc for multiclass; aliases such as AUROC, auc, ROC-AUC, AUPRC, "
+                                    "log_loss, accuracy, macro_f1)")
     f.add_argument("--drop-conflicting", action="store_true", default=None,
                    help="leave out molecules whose duplicate rows have conflicting labels (default: merge them, "
                         "mean or majority; recipe: [data] drop_conflicting)")
@@ -128,6 +131,10 @@ def info_text(path) -> str:
     for t, tm in m["targets"].items():
         r = metrics[t]
         lines.append(f"\ntarget {t}: {tm['task']}, {r['n_train']} training molecules, metric {r['metric']}")
+        if tm["task"] in ("binary", "multiclass") and tm.get("classes"):
+            counts = rep["targets"].get(t, {}).get("class_counts")
+            lines.append("  classes: " + ", ".join(f"{c}" + (f" ({n})" if counts else "")
+                                                   for c, n in zip(tm["classes"], counts or tm["classes"])))
         if r["cv_score_ensemble"] is None:
             lines.append("  no cross-validation in this recipe (n_folds = 0): no CV score")
         else:

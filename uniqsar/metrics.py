@@ -10,6 +10,13 @@ Every metric is a function ``f(y_true, y_pred) -> float`` on 1-D arrays with:
 Binary metrics take scores/probabilities of the positive class in ``y_pred``
 (``accuracy`` thresholds them at 0.5, so hard 0/1 labels work too).
 
+Multiclass metrics take class indices ``0..K-1`` in ``y_true`` and an ``(n, K)`` probability matrix in
+``y_pred`` (a row is dropped when its label or any of its probabilities is NaN): ``macro_roc_auc`` (the
+default: the mean over classes of one-vs-rest ROC AUC, over the classes that have both members and
+non-members among the rows scored), ``logloss``, ``accuracy`` (arg-max) and ``macro_f1`` (arg-max; mean F1
+over the classes present in ``y_true``). ``logloss``, ``accuracy`` and ``macro_f1`` apply to binary targets
+too; ``roc_auc`` asked for a multiclass target means ``macro_roc_auc``.
+
 The TDC ADMET group's official metrics map to: MAE -> ``mae``, Spearman -> ``spearman``
 (``scipy.stats.spearmanr``), AUROC -> ``roc_auc``, AUPRC -> ``pr_auc``
 (``sklearn.metrics.average_precision_score``).
@@ -28,28 +35,71 @@ from sklearn import metrics as skm
 
 REGRESSION = "regression"
 BINARY = "binary"
-TASK_KINDS = (REGRESSION, BINARY)
+MULTICLASS = "multiclass"
+TASK_KINDS = (REGRESSION, BINARY, MULTICLASS)
 
 #: Default model-selection metric per task kind; edit or pass ``defaults=`` to override.
-DEFAULT_METRICS: dict[str, str] = {REGRESSION: "mae", BINARY: "roc_auc"}
+DEFAULT_METRICS: dict[str, str] = {REGRESSION: "mae", BINARY: "roc_auc", MULTICLASS: "macro_roc_auc"}
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric: its function, its direction and the task kind it applies to."""
+    """A metric: its function, its direction and the task kind it applies to (``multi``: its multiclass form,
+    for a metric that applies to binary and multiclass targets alike)."""
 
     name: str
-    func: Callable[[np.ndarray, np.ndarray], float]
+    func: Callable[[np.ndarray, np.ndarray], float] | None
     greater_is_better: bool
-    task: str  # REGRESSION or BINARY
+    task: str  # REGRESSION, BINARY or MULTICLASS: the task it applies to first
+    multi: Callable[[np.ndarray, np.ndarray], float] | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([self.task] * (self.func is not None) + [MULTICLASS] * (self.multi is not None)))
 
     def __call__(self, y_true, y_pred) -> float:
-        yt, yp = _clean(y_true, y_pred)
+        matrix = np.ndim(y_pred) == 2
+        func = self.multi if matrix else self.func
+        if func is None:
+            raise ValueError(f"metric {self.name!r} takes " + ("a probability matrix (multiclass)" if not matrix
+                                                              else "one prediction per row, not a matrix"))
+        yt, yp = _clean_matrix(y_true, y_pred) if matrix else _clean(y_true, y_pred)
         if yt.size == 0:
             return math.nan
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant-input / ill-defined warnings -> NaN
-            return float(self.func(yt, yp))
+            return float(func(yt, yp))
+
+
+def _clean_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    yt = np.asarray(y_true, dtype=float).reshape(-1)
+    yp = np.asarray(y_pred, dtype=float)
+    if yp.shape[0] != yt.size:
+        raise ValueError(f"y_true and y_pred differ in length: {yt.size} vs {yp.shape[0]}")
+    keep = ~(np.isnan(yt) | np.isnan(yp).any(axis=1))
+    return yt[keep].astype(int), yp[keep]
+
+
+def _macro_auc(yt: np.ndarray, P: np.ndarray) -> float:
+    aucs = [skm.roc_auc_score(yt == k, P[:, k]) for k in range(P.shape[1]) if 0 < np.sum(yt == k) < yt.size]
+    return float(np.mean(aucs)) if aucs else math.nan
+
+
+def _multi_logloss(yt: np.ndarray, P: np.ndarray) -> float:
+    P = np.clip(P, 1e-15, 1.0)
+    return skm.log_loss(yt, P / P.sum(axis=1, keepdims=True), labels=list(range(P.shape[1])))
+
+
+def _multi_accuracy(yt: np.ndarray, P: np.ndarray) -> float:
+    return float(np.mean(yt == P.argmax(axis=1)))
+
+
+def _multi_f1(yt: np.ndarray, P: np.ndarray) -> float:
+    return skm.f1_score(yt, P.argmax(axis=1), labels=np.unique(yt), average="macro", zero_division=0)
+
+
+def _binary_f1(yt: np.ndarray, yp: np.ndarray) -> float:
+    return skm.f1_score(yt, (yp >= 0.5).astype(float), labels=[0.0, 1.0], average="macro", zero_division=0)
 
 
 def _clean(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -103,10 +153,14 @@ METRICS: dict[str, Metric] = {
         Metric("pearson", _corr(stats.pearsonr), True, REGRESSION),
         Metric("roc_auc", _two_classes(skm.roc_auc_score), True, BINARY),
         Metric("pr_auc", _two_classes(skm.average_precision_score), True, BINARY),
-        Metric("logloss", _logloss, False, BINARY),
-        Metric("accuracy", _accuracy, True, BINARY),
+        Metric("logloss", _logloss, False, BINARY, _multi_logloss),
+        Metric("accuracy", _accuracy, True, BINARY, _multi_accuracy),
+        Metric("macro_f1", _binary_f1, True, BINARY, _multi_f1),
+        Metric("macro_roc_auc", None, True, MULTICLASS, _macro_auc),
     )
 }
+#: a metric asked for a task it does not apply to, and what it means there
+COUNTERPARTS: dict[tuple[str, str], str] = {("roc_auc", MULTICLASS): "macro_roc_auc"}
 
 #: other spellings of each metric (compared after lower-casing and turning spaces and hyphens into "_")
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -114,6 +168,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "pr_auc": ("auprc", "prauc", "aupr", "average_precision", "ap", "pr_auc_score"),
     "logloss": ("log_loss", "cross_entropy", "bce", "binary_cross_entropy", "nll"),
     "accuracy": ("acc",),
+    "macro_f1": ("f1_macro",),
+    "macro_roc_auc": ("macro_auc", "macro_auroc", "ovr_auc", "roc_auc_ovr", "multiclass_auc"),
     "mae": ("mean_absolute_error", "l1"),
     "rmse": ("root_mean_squared_error", "rms"),
     "r2": ("r^2", "r_2", "rsquared", "r_squared", "coefficient_of_determination"),
@@ -141,9 +197,10 @@ def metric_for_task(name: str, task: str, target: str = "target") -> str:
     """The canonical name of metric ``name`` (aliases resolved), checked against the target's task."""
     _check_task(task)
     metric = get_metric(name)
-    if metric.task != task:
+    metric = METRICS.get(COUNTERPARTS.get((metric.name, task), ""), metric)
+    if task not in metric.tasks:
         shown = repr(name) if name == metric.name else f"{name!r} ({metric.name})"
-        raise ValueError(f"metric {shown} is for {metric.task} targets, but target {target!r} is "
+        raise ValueError(f"metric {shown} is for {' and '.join(metric.tasks)} targets, but target {target!r} is "
                          f"{task}; use one of: {', '.join(metrics_for(task))}")
     return metric.name
 
@@ -154,13 +211,14 @@ def score(metric: str | Metric, y_true, y_pred) -> float:
 
 
 def metrics_for(task: str) -> list[str]:
-    """Names of the metrics that apply to a task kind ('regression' or 'binary')."""
+    """Names of the metrics that apply to a task kind ('regression', 'binary' or 'multiclass')."""
     _check_task(task)
-    return [m.name for m in METRICS.values() if m.task == task]
+    return [m.name for m in METRICS.values() if task in m.tasks]
 
 
 def default_metric(task: str, defaults: dict[str, str] | None = None) -> str:
-    """Default selection metric for a task kind: ``mae`` (regression), ``roc_auc`` (binary)."""
+    """Default selection metric for a task kind: ``mae`` (regression), ``roc_auc`` (binary), ``macro_roc_auc``
+    (multiclass)."""
     _check_task(task)
     name = (defaults or DEFAULT_METRICS)[task]
     return get_metric(name).name

@@ -110,7 +110,8 @@ def test_detect_forced_task():
     with pytest.raises(DataError, match="3 distinct values; binary needs exactly two"):
         detect_task(pd.Series([1, 2, 3]), task="binary")
     with pytest.raises(DataError, match="unknown task"):
-        detect_task(pd.Series([1, 2, 3]), task="multiclass")
+        detect_task(pd.Series([1, 2, 3]), task="ranking")
+    assert detect_task(pd.Series([1, 2, 3]), task="multiclass") == "multiclass"
 
 
 def test_detect_single_class_errors():
@@ -261,8 +262,8 @@ def test_prepare_errors():
         prepare(_frame(["foo", "bar", None], y=[1.0, 2.0, 3.0]), ["y"])
     with pytest.raises(DataError, match="single class"):
         prepare(_frame(["CCO", "CCN"], y=[1, 1]), ["y"], task="binary")
-    with pytest.raises(DataError, match="not numeric"):
-        prepare(_frame(["CCO", "CCN", "CCC"], y=["a", "b", "c"]), ["y"])
+    with pytest.raises(DataError, match="not numeric"):  # auto: text labels are classes (tests/unit/test_multiclass.py)
+        prepare(_frame(["CCO", "CCN", "CCC"], y=["a", "b", "c"]), ["y"], task="regression")
     # values only on invalid rows: nothing to learn
     with pytest.raises(DataError):
         prepare(_frame(["CCO", "bad", "bad2"], y=[np.nan, 1.0, 2.0]), ["y"])

@@ -19,7 +19,8 @@ FAST = {
     "catboost": {"iterations": 40},
 }
 SIZE_KEYS = ("n_estimators", "iterations", "max_iter", "epochs", "num_boost_round")
-TASKS = ("regression", "binary")
+TASKS = ("regression", "binary", "multiclass")
+K = 3  # classes of the multiclass data
 
 
 def _feature_keys():
@@ -38,6 +39,8 @@ def _data(task, n=160, d=8, seed=0, nan_frac=0.0):
     signal = 1.5 * X[:, 0] - X[:, 1] + 0.5 * X[:, 2]
     if task == "regression":
         y = signal + 0.1 * rng.normal(size=n)
+    elif task == "multiclass":  # class indices 0..K-1 from the signal's terciles
+        y = np.digitize(signal + 0.2 * rng.normal(size=n), [-0.8, 0.8]).astype(float)
     else:
         y = (signal + 0.2 * rng.normal(size=n) > 0).astype(float)
     if nan_frac:
@@ -53,7 +56,8 @@ def _learner(key, task, seed=0, **params):
     cls = get_learner_class(key)
     if task not in cls.tasks:
         pytest.skip(f"{key} does not support {task}")
-    return cls(task, seed=seed, n_threads=1, **{**FAST.get(key, {}), **params})
+    extra = {"n_classes": K} if task == "multiclass" else {}
+    return cls(task, seed=seed, n_threads=1, **extra, **{**FAST.get(key, {}), **params})
 
 
 def _auc(y, p):
@@ -86,10 +90,14 @@ class TestConformance:
         assert not [a for a in vars(m) if a.endswith("_") and not a.startswith("_")], "fitted state before fit"
         assert m.fit(Xtr, ytr) is m
         p = m.predict(Xte)
-        assert isinstance(p, np.ndarray) and p.shape == (len(Xte),)
+        assert isinstance(p, np.ndarray) and p.shape == ((len(Xte), K) if task == "multiclass" else (len(Xte),))
         assert np.isfinite(p).all()
         assert [a for a in vars(m) if a.endswith("_") and not a.startswith("_")], "no fitted state"
-        if task == "binary":
+        if task == "multiclass":
+            assert p.min() >= 0.0 and p.max() <= 1.0
+            np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+            np.testing.assert_array_equal(m.predict_proba(Xte), p)
+        elif task == "binary":
             assert p.min() >= 0.0 and p.max() <= 1.0
             proba = m.predict_proba(Xte)
             assert proba.shape == (len(Xte), 2)
@@ -107,6 +115,12 @@ class TestConformance:
             mse = np.mean((p - yte) ** 2)
             baseline = np.mean((ytr.mean() - yte) ** 2)
             assert mse < 0.5 * baseline, (mse, baseline)
+        elif task == "multiclass":
+            from uniqsar.metrics import score
+
+            prior = np.bincount(ytr.astype(int), minlength=K) / len(ytr)
+            assert score("macro_roc_auc", yte, p) > 0.8
+            assert score("logloss", yte, p) < score("logloss", yte, np.tile(prior, (len(yte), 1)))
         else:
             assert _auc(yte, p) > 0.8
             logloss = -np.mean(yte * np.log(np.clip(p, 1e-7, 1)) + (1 - yte) * np.log(np.clip(1 - p, 1e-7, 1)))
@@ -128,9 +142,9 @@ class TestConformance:
         # usable: fit with them (sizes capped for speed)
         fast = {k: v for k, v in FAST.get(key, {}).items() if k in SIZE_KEYS}
         X, y = _data(task, n=80)
-        m = cls(task, seed=0, n_threads=1, **{**params, **fast})
+        m = cls(task, seed=0, n_threads=1, **({"n_classes": K} if task == "multiclass" else {}), **{**params, **fast})
         p = m.fit(X, y).predict(X)
-        assert p.shape == (80,) and np.isfinite(p).all()
+        assert p.shape[0] == 80 and np.isfinite(p).all()
 
     def test_save_load_identical(self, key, task, tmp_path):
         X, y = _data(task)
@@ -144,6 +158,7 @@ class TestConformance:
             assert f.suffix not in {".pkl", ".pickle", ".joblib"}
         loaded = type(m).load(tmp_path / "m")
         assert loaded.task == task and loaded.seed == 3
+        assert loaded.n_classes == (K if task == "multiclass" else None)
         np.testing.assert_array_equal(loaded.predict(Xte), m.predict(Xte))
 
     def test_load_rejects_other_key(self, key, task, tmp_path):
@@ -168,8 +183,12 @@ class TestConformance:
         Xtr, ytr, Xte, yte = _split(X, y)
         m = _learner(key, task).fit(Xtr, ytr)
         p = m.predict(Xte)
-        assert p.shape == (len(Xte),) and np.isfinite(p).all()
-        if task == "binary":
+        assert p.shape[0] == len(Xte) and np.isfinite(p).all()
+        if task == "multiclass":
+            from uniqsar.metrics import score
+
+            assert score("macro_roc_auc", yte, p) > 0.7
+        elif task == "binary":
             assert _auc(yte, p) > 0.7
         else:
             assert np.mean((p - yte) ** 2) < np.var(yte)
@@ -177,7 +196,7 @@ class TestConformance:
     def test_unsupported_task_rejected(self, key, task):
         cls = get_learner_class(key)
         with pytest.raises(ValueError, match="does not support"):
-            cls("multiclass")
+            cls("ranking")
 
 
 def test_seed_changes_lightgbm_with_bagging():
@@ -239,3 +258,15 @@ def test_linear_loads_files_saved_before_the_clip_changed(tmp_path):
     assert old.clip_ == 10.0  # what those runs were fitted with
     z = (np.sign(X) * np.log1p(np.abs(X)) - m.mean_) / m.scale_
     np.testing.assert_allclose(old.predict(X), np.clip(z, -10, 10) @ m.coef_ + m.intercept_, atol=1e-6)
+
+
+@pytest.mark.parametrize("key", _feature_keys())
+def test_multiclass_class_missing_from_training(key):
+    """A CV training part may lack a class: the learner still returns K columns (the missing one near 0)."""
+    X, y = _data("multiclass")
+    keep = y != 1
+    m = _learner(key, "multiclass").fit(X[keep], y[keep])
+    p = m.predict(X)
+    assert p.shape == (len(X), K)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
+    assert p[:, 1].max() < 0.05

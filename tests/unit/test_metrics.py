@@ -28,6 +28,16 @@ EXPECTED = {
     "pr_auc": skm.average_precision_score(Y_BIN, P_BIN),
     "logloss": skm.log_loss(Y_BIN, P_BIN),
     "accuracy": skm.accuracy_score(Y_BIN, P_BIN >= 0.5),
+    "macro_f1": skm.f1_score(Y_BIN, P_BIN >= 0.5, average="macro"),
+}
+Y_MC = RNG.integers(0, 4, size=60).astype(float)
+P_MC = RNG.dirichlet(np.ones(4), size=60) + 0.6 * np.eye(4)[Y_MC.astype(int)]
+P_MC /= P_MC.sum(axis=1, keepdims=True)
+EXPECTED_MC = {
+    "macro_roc_auc": skm.roc_auc_score(Y_MC, P_MC, multi_class="ovr", average="macro"),
+    "logloss": skm.log_loss(Y_MC, P_MC),
+    "accuracy": skm.accuracy_score(Y_MC, P_MC.argmax(axis=1)),
+    "macro_f1": skm.f1_score(Y_MC, P_MC.argmax(axis=1), average="macro"),
 }
 
 
@@ -36,9 +46,10 @@ def _data(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_registry_complete():
-    assert set(M.METRICS) == set(EXPECTED)
+    assert set(M.METRICS) == set(EXPECTED) | set(EXPECTED_MC)
     assert M.metrics_for("regression") == ["mae", "rmse", "r2", "spearman", "pearson"]
-    assert M.metrics_for("binary") == ["roc_auc", "pr_auc", "logloss", "accuracy"]
+    assert M.metrics_for("binary") == ["roc_auc", "pr_auc", "logloss", "accuracy", "macro_f1"]
+    assert M.metrics_for("multiclass") == ["logloss", "accuracy", "macro_f1", "macro_roc_auc"]
     lower = {n for n, m in M.METRICS.items() if not m.greater_is_better}
     assert lower == {"mae", "rmse", "logloss"}
 
@@ -97,9 +108,45 @@ def test_lookup_defaults_and_loss():
     assert M.default_metric("regression") == "mae"
     assert M.default_metric("binary") == "roc_auc"
     assert M.default_metric("binary", {"binary": "AUPRC", "regression": "rmse"}) == "pr_auc"
+    assert M.default_metric("multiclass") == "macro_roc_auc"
     with pytest.raises(ValueError, match="task kind"):
-        M.default_metric("multiclass")
+        M.default_metric("ranking")
     assert M.to_loss("mae", 0.3) == 0.3
     assert M.to_loss("roc_auc", 0.9) == -0.9
     assert M.to_loss("spearman", float("nan")) == math.inf
     assert min(M.to_loss("roc_auc", v) for v in (math.nan, 0.7)) == -0.7
+
+
+# ---- multiclass: (n, K) probability matrices ----
+
+@pytest.mark.parametrize("name", list(EXPECTED_MC))
+def test_multiclass_values_match_reference(name):
+    assert M.score(name, Y_MC, P_MC) == pytest.approx(EXPECTED_MC[name], rel=1e-12)
+    # a row with a missing label or a missing probability is left out
+    yt = np.append(Y_MC, [np.nan, 1.0])
+    P = np.vstack([P_MC, [0.25] * 4, [np.nan, 0.5, 0.25, 0.25]])
+    assert M.score(name, yt, P) == pytest.approx(EXPECTED_MC[name], rel=1e-12)
+
+
+def test_multiclass_aliases_and_task_checks():
+    assert M.get_metric("log_loss").name == "logloss"
+    assert M.get_metric("Macro-AUC").name == "macro_roc_auc"
+    assert M.metric_for_task("auc", "multiclass") == "macro_roc_auc"  # roc_auc means the macro one-vs-rest AUC
+    assert M.metric_for_task("ACC", "multiclass") == "accuracy"
+    with pytest.raises(ValueError, match="multiclass; use one of: logloss"):
+        M.metric_for_task("mae", "multiclass")
+    with pytest.raises(ValueError, match="is for multiclass targets"):
+        M.metric_for_task("macro_roc_auc", "binary")
+    with pytest.raises(ValueError, match="probability matrix"):
+        M.score("macro_roc_auc", [0, 1], [0.2, 0.7])
+
+
+def test_multiclass_degenerate_inputs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # a class absent from the rows scored (a CV fold) is skipped by the macro AUC, not an error
+        P = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+        assert M.score("macro_roc_auc", [0, 1, 0], P) == pytest.approx(1.0)
+        assert math.isnan(M.score("macro_roc_auc", [1, 1], P[:2]))
+        assert M.score("accuracy", [0, 1, 1], P) == pytest.approx(2 / 3)
+        assert np.isfinite(M.score("logloss", [2, 2], P[:2]))  # p = 0.1 for the true class: finite

@@ -384,7 +384,7 @@ def test_unknown_param_rejected():
     with pytest.raises(ValueError, match="unknown"):
         SmilesTransformerLearner("regression", learning_rate=1e-3)
     with pytest.raises(ValueError, match="does not support"):
-        SmilesTransformerLearner("multiclass")
+        SmilesTransformerLearner("ranking")
 
 
 # ----------------------------------------------------------------------------------------- featurizer

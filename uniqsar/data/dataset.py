@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uniqsar.data.classes import class_counts, class_labels
 from uniqsar.data.standardize import DEFAULT_MODE, standardize_many
 from uniqsar.data.targets import (  # noqa: F401  (DataError, detect_task, binary_labels: this module's API too)
     REASONS,
@@ -120,6 +121,8 @@ def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None,
         excluded[name] = []
         if t == "binary":
             y, classes = binary_labels(col.where(valid))  # classes from the rows that can train
+        elif t == "multiclass":
+            y, classes = class_labels(col.where(valid))
         else:
             y, excluded[name] = regression_values(col)
             classes = None
@@ -149,6 +152,8 @@ def prepare(df: pd.DataFrame, targets: list[str], smiles_col: str | None = None,
                 "conflicts_dropped": d.conflicts_dropped,
                 "conflict_examples": d.conflict_details[:MAX_LISTED],
                 **({"classes": [str(c) for c in d.classes], "positive_rate": float(d.y.mean())} if d.task == "binary" else
+                   {"classes": [str(c) for c in d.classes],
+                    "class_counts": class_counts(d.y, len(d.classes)).tolist()} if d.task == "multiclass" else
                    {"mean": float(d.y.mean()), "std": float(d.y.std())}),
             }
             for n, d in out.items()

@@ -13,6 +13,9 @@ Rules (README, "What happens inside" -> Data):
   IQR is 0), i.e. when two measurements of one molecule differ by more than half the spread of the whole data set.
   Binary duplicates conflict when their labels disagree (merged by majority). Conflicts are counted, listed and,
   with ``drop_conflicting``, left out.
+* Multiclass (``classes.py``): 3-20 distinct labels, text or integer codes, are classes under ``auto`` (rule and
+  labels: ``data/classes.py``); duplicates are merged by majority (ties: the earlier class) and conflict when
+  their labels disagree.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class DataError(ValueError):
 
 NOT_FINITE, CENSORED, NOT_NUMBER, MARKER = "not finite", "censored value", "not a number", "missing-value marker"
 REASONS = (NOT_FINITE, CENSORED, NOT_NUMBER, MARKER)
+TASKS = ("auto", "regression", "binary", "multiclass")
 # pandas' default missing-value words (read_table keeps them as text so that the report can list them)
 NA_MARKERS = frozenset({"na", "n/a", "nan", "-nan", "null", "none", "#n/a", "#n/a n/a", "#na", "-1.#ind", "1.#ind",
                         "-1.#qnan", "1.#qnan", "<na>"})
@@ -72,32 +76,51 @@ def label_key(value):
     return None if reason == MARKER else str(value).strip().lower()
 
 
+def label_name(v):
+    """How a class is named in outputs: text stripped, numbers as Python numbers (an integral float as an int)."""
+    if isinstance(v, str):
+        return v.strip()
+    v = v.item() if isinstance(v, np.generic) else v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
 def _show(v) -> str:
     v = v.item() if isinstance(v, np.generic) else v
     return repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def detect_task(y: pd.Series, task: str = "auto", name: str = "target") -> str:
-    if task not in {"auto", "regression", "binary"}:
-        raise DataError(f"unknown task {task!r}; use auto, regression or binary")
+    from uniqsar.data.classes import MAX_AUTO_CLASSES, auto_multiclass, check_multiclass
+
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; use {', '.join(TASKS)}")
     keys = [k for k in map(label_key, y) if k is not None]
     if not keys:
         raise DataError(f"target {name!r} has no values")
     distinct = list(dict.fromkeys(keys))
+    if task == "multiclass":
+        return check_multiclass(distinct, name)
     if task == "binary" or (task == "auto" and len(distinct) == 2):
         if len(distinct) < 2:
             raise DataError(f"target {name!r} has a single class ({_show(distinct[0])}); binary needs two")
         if len(distinct) > 2:
             shown = ", ".join(_show(v) for v in distinct[:5])
             raise DataError(f"target {name!r} has {len(distinct)} distinct values; binary needs exactly two "
-                            f"(found {shown}{', ...' if len(distinct) > 5 else ''})")
+                            f"(found {shown}{', ...' if len(distinct) > 5 else ''})"
+                            + ("; use --task multiclass" if task == "binary" else ""))
         return "binary"
     parsed = [parse_cell(v) for v in y]
     text = [v for v, (_, r) in zip(y, parsed) if r == NOT_NUMBER]
     numbers = [x for x, r in parsed if r is None and not math.isnan(x)]
+    if task == "auto" and auto_multiclass(keys, len(text), name):
+        return "multiclass"
     if len(text) * 2 >= len(keys):
+        many = (f"; auto picks multiclass only for 3-{MAX_AUTO_CLASSES} distinct labels (it has {len(distinct)}): "
+                "pass --task multiclass to fit them as classes") if task == "auto" and len(distinct) > 2 else ""
         raise DataError(f"target {name!r} is not numeric: {len(text)} of {len(keys)} cells are text "
-                        f"(e.g. {[str(v) for v in text[:3]]}); regression needs numbers")
+                        f"(e.g. {[str(v) for v in text[:3]]}); regression needs numbers{many}")
     if len(set(numbers)) < 2:
         what = f"a single value ({_show(numbers[0])})" if numbers else "no finite number"
         raise DataError(f"target {name!r} has {what}; nothing to learn")
@@ -114,7 +137,7 @@ def binary_labels(y: pd.Series) -> tuple[np.ndarray, list]:
     names: dict = {}
     for k, v in zip(keys, y):
         if k is not None and k not in names:
-            names[k] = v.strip() if isinstance(v, str) else (v.item() if isinstance(v, np.generic) else v)
+            names[k] = label_name(v)
     present = list(names)
     if set(present) <= {0.0, 1.0}:
         order = [0.0, 1.0]
@@ -153,8 +176,8 @@ class TargetData:
     name: str
     task: str
     smiles: np.ndarray  # canonical SMILES, unique
-    y: np.ndarray  # float: value, or 0/1
-    classes: list | None = None
+    y: np.ndarray  # float: value, 0/1, or the class index 0..K-1 (multiclass)
+    classes: list | None = None  # binary / multiclass: the label of each class index, as written in the input
     n_duplicates_merged: int = 0
     conflicts: list = field(default_factory=list)  # canonical SMILES with conflicting labels
     conflict_details: list = field(default_factory=list)  # [{"smiles", "values", "spread"}] (all conflicts)
@@ -170,6 +193,10 @@ def merge_duplicates(name, task, canon: pd.Series, y: np.ndarray, classes, drop_
     grouped = frame.groupby("smiles", sort=False)["y"]
     mean = grouped.mean()
     threshold = None
+    if task == "multiclass":
+        from uniqsar.data.classes import merge_class_duplicates
+
+        return merge_class_duplicates(name, frame, classes, n_dup, drop_conflicting)
     if task == "regression":
         threshold = CONFLICT_SPREAD * robust_std(frame["y"].to_numpy())
         spread = grouped.max() - grouped.min()

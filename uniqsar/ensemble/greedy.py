@@ -1,5 +1,8 @@
 """Ensembles on out-of-fold predictions: greedy selection with replacement (Caruana et al.
-2004), with an honest nested-CV score (weights fitted on the other folds' OOF rows only)."""
+2004), with an honest nested-CV score (weights fitted on the other folds' OOF rows only).
+
+``P`` is ``(n, m)`` (one prediction per row and candidate) or, for multiclass targets, ``(n, m, K)``
+(a probability row per candidate); :func:`blend` is the weighted combination for both."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +17,12 @@ def _loss(metric: str, y, p) -> float:
     return -v if METRICS[metric].greater_is_better else v
 
 
+def blend(P: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted combination of the candidates (axis 1) of ``P``: ``(n,)`` or ``(n, K)``."""
+    w = np.asarray(w, float)
+    return P @ w if P.ndim == 2 else np.einsum("nmk,m->nk", P, w)
+
+
 def greedy_weights(P: np.ndarray, y: np.ndarray, metric: str, rounds: int = 50) -> np.ndarray:
     """Weights (summing to 1) over the columns of ``P`` chosen greedily to minimize the loss.
 
@@ -22,7 +31,7 @@ def greedy_weights(P: np.ndarray, y: np.ndarray, metric: str, rounds: int = 50) 
     ensemble (this smooths weights) but never a new one: under rank metrics a constant column
     ties forever and must not soak up weight. Columns with a non-finite own loss are never used.
     """
-    n, m = P.shape
+    m = P.shape[1]
     own = np.array([_loss(metric, y, P[:, j]) for j in range(m)])
     usable = np.isfinite(own)
     if not usable.any():
@@ -67,11 +76,11 @@ def nested_predictions(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndar
                        rounds: int = 50) -> np.ndarray:
     """OOF predictions of the *ensemble*: each fold's rows are combined with weights fitted on
     the other folds' rows. Scoring these is an honest estimate of the stacked model."""
-    out = np.empty(len(y))
+    out = np.empty((len(y),) + P.shape[2:])
     for f in np.unique(folds):
         test = folds == f
         w = fit_weights(method, P[~test], y[~test], metric, rounds)
-        out[test] = P[test] @ w
+        out[test] = blend(P[test], w)
     return out
 
 

@@ -89,6 +89,8 @@ def explain_smiles(run, smiles: list, targets: list[str] | None = None, batch: i
         for r, start, variants, mol in pending:
             for t in targets:
                 p = preds[t][start: start + 1 + sum(v is not None for v in variants)]
+                if p.ndim == 2:  # multiclass: the probability of the class predicted for the whole molecule
+                    p = p[:, int(np.argmax(p[0]))]
                 info[r].setdefault("pred", {})[t] = float(p[0])
                 k = 1
                 for i, v in enumerate(variants):

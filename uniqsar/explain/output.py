@@ -25,7 +25,7 @@ def explain_to_dir(run, smiles: list, out, targets: list[str] | None = None) -> 
             continue
         for t in targets:
             w = rows[(rows["row"] == r) & (rows["target"] == t)].sort_values("atom_index")["weight"].to_numpy()
-            kind = "P(1)" if run.task(t) == "binary" else "predicted"
+            kind = {"binary": "P(1)", "multiclass": "P(predicted class)"}.get(run.task(t), "predicted")
             svg = weights_svg(rec["mol"], w, f"row {r}: {t} {kind} {rec['pred'][t]:.3g}")
             (out / f"{r}_{safe_name(t)}.svg").write_text(svg)
             n_svg += 1

@@ -7,7 +7,14 @@
 - ``fit(X, y, X_valid=None, y_valid=None)`` returns self; the validation part, when given, may
   drive early stopping and nothing else.
 - ``predict(X)``: regression -> values; binary -> probability of class 1 (the pipeline
-  thresholds). ``predict_proba`` returns the two-column matrix for binary tasks.
+  thresholds); multiclass -> the ``(n, K)`` matrix of class probabilities (rows sum to 1).
+  ``predict_proba`` returns the two-column matrix for binary tasks and the same matrix for multiclass.
+- multiclass: ``y`` holds class indices ``0..K-1``; ``n_classes`` (K) is passed by the pipeline, since a
+  training part may lack the rarest class (None: ``max(y) + 1``). Learners that do not support it leave
+  ``"multiclass"`` out of ``tasks``.
+- ``"multitask"`` (joint targets; torch learners only): ``y`` is ``(n, T)`` with NaN where a molecule has no
+  label, ``target_tasks`` names each column's task (regression or binary); one network, a masked loss;
+  ``predict`` returns ``(n, T)`` (values / probabilities of class 1).
 - ``search_space(trial, task)``: Optuna suggestions -> params dict; lives beside the learner.
 - ``save(dir)`` / ``load(dir)``: native formats only (text/JSON/state_dict); never pickle.
 """
@@ -19,7 +26,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-TASKS = ("regression", "binary")
+TASKS = ("regression", "binary", "multiclass")
+JOINT = "multitask"  # several targets fitted together (learners with ``JOINT`` in ``tasks``)
+JOINT_TASKS = ("regression", "binary")  # what each joint target may be
 
 
 class Learner:
@@ -30,9 +39,14 @@ class Learner:
     fixed_defaults: ClassVar[dict[str, Any]] = {}  # parameters that are not tuned, and their defaults
     strict_params: ClassVar[bool] = False  # True: any parameter outside the two dicts above is an error
 
-    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, **params: Any) -> None:
+    def __init__(self, task: str, seed: int = 0, n_threads: int = 1, n_classes: int | None = None,
+                 target_tasks=None, **params: Any) -> None:
         if task not in self.tasks:
             raise ValueError(f"learner {self.key!r} does not support task {task!r}")
+        self.n_classes = int(n_classes) if n_classes is not None and task == "multiclass" else None
+        self.target_tasks = list(target_tasks or []) if task == JOINT else None
+        if task == JOINT and (not self.target_tasks or set(self.target_tasks) - set(JOINT_TASKS)):
+            raise ValueError(f"learner {self.key!r}: joint targets need target_tasks, each one of {JOINT_TASKS}")
         if self.strict_params:
             unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
             if unknown:
@@ -58,9 +72,23 @@ class Learner:
     def predict(self, X) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def _classes(self, y) -> int:
+        """K for a multiclass fit: as passed, else ``max(y) + 1``; checks that ``y`` holds class indices."""
+        y = np.asarray(y, float)
+        y = y[np.isfinite(y)]
+        k = self.n_classes or (int(y.max()) + 1 if len(y) else 0)
+        if len(y) and (np.any(y < 0) or np.any(y >= k) or np.any(y != np.round(y))):
+            raise ValueError(f"learner {self.key!r}: multiclass labels must be class indices 0..{k - 1}")
+        if k < 2:
+            raise ValueError(f"learner {self.key!r}: multiclass needs at least 2 classes")
+        self.n_classes = k
+        return k
+
     def predict_proba(self, X) -> np.ndarray:
+        if self.task == "multiclass":
+            return self.predict(X)
         if self.task != "binary":
-            raise AttributeError("predict_proba is only defined for binary tasks")
+            raise AttributeError("predict_proba is only defined for binary and multiclass tasks")  # noqa: E501
         p = self.predict(X)
         return np.column_stack([1.0 - p, p])
 
@@ -74,7 +102,9 @@ class Learner:
     def save(self, path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"key": self.key, "task": self.task, "seed": self.seed, "params": self.params}
+        meta = {"key": self.key, "task": self.task, "seed": self.seed, "params": self.params,
+                **({"n_classes": self.n_classes} if self.task == "multiclass" else {}),
+                **({"target_tasks": self.target_tasks} if self.task == JOINT else {})}
         (path / "learner.json").write_text(json.dumps(meta, indent=2, default=_json_default))
         self._save_state(path)
 
@@ -84,7 +114,8 @@ class Learner:
         meta = json.loads((path / "learner.json").read_text())
         if meta["key"] != cls.key:
             raise ValueError(f"{path} holds a {meta['key']!r} learner, not {cls.key!r}")
-        obj = cls(meta["task"], seed=meta["seed"], **meta["params"])
+        obj = cls(meta["task"], seed=meta["seed"], n_classes=meta.get("n_classes"),
+                  target_tasks=meta.get("target_tasks"), **meta["params"])
         obj._load_state(path)
         return obj
 

@@ -49,9 +49,9 @@ class LightGBM(Learner):
 
     def _lgb_params(self) -> dict:
         p = {**self.defaults, **self.params}
-        objective = p["objective"] or ("binary" if self.task == "binary" else "regression")
+        objective = p["objective"] or {"binary": "binary", "multiclass": "multiclass"}.get(self.task, "regression")
         return {
-            "objective": objective, "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
+            "objective": objective, **({"num_class": self.n_classes} if self.task == "multiclass" else {}), "learning_rate": p["learning_rate"], "num_leaves": p["num_leaves"],
             "min_child_samples": p["min_child_samples"], "feature_fraction": p["feature_fraction"],
             "bagging_fraction": p["bagging_fraction"], "bagging_freq": 1 if p["bagging_fraction"] < 1 else 0,
             "lambda_l2": p["lambda_l2"], "lambda_l1": p["lambda_l1"], "seed": self.seed,
@@ -64,6 +64,8 @@ class LightGBM(Learner):
         import lightgbm as lgb
 
         p = {**self.defaults, **self.params}
+        if self.task == "multiclass":
+            self._classes(y)
         data = lgb.Dataset(np.asarray(X, np.float32), label=np.asarray(y, float), free_raw_data=True)
         deadline = current_deadline()
         self.booster_ = lgb.train(self._lgb_params(), data, num_boost_round=int(p["n_estimators"]),
@@ -74,7 +76,7 @@ class LightGBM(Learner):
         return self.booster_.predict(np.asarray(X, np.float32), num_threads=lightgbm_threads(self.n_threads))
 
     def _save_state(self, path: Path):
-        self.booster_.save_model(str(path / "model.txt"))
+        self.booster_.save_model(str(path / "model.txt"))  # multiclass: (n, K) from predict, K in learner.json
 
     def _load_state(self, path: Path):
         import lightgbm as lgb
@@ -115,21 +117,30 @@ class CatBoost(Learner):
         import catboost as cb
 
         p = {**self.defaults, **self.params}
-        loss = "Logloss" if self.task == "binary" else p["regression_loss"]
+        loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(self.task, p["regression_loss"])
         p.pop("regression_loss")
         common = dict(p, loss_function=loss, random_seed=self.seed, thread_count=self.n_threads,
                       verbose=0, allow_writing_files=False)
-        return cb.CatBoostClassifier(**common) if self.task == "binary" else cb.CatBoostRegressor(**common)
+        return cb.CatBoostClassifier(**common) if self.task != "regression" else cb.CatBoostRegressor(**common)
 
     def fit(self, X, y, X_valid=None, y_valid=None):
         self.model_ = self._model()
-        self.model_.fit(np.asarray(X, np.float32), np.asarray(y, float))
+        y = np.asarray(y, float)
+        if self.task == "multiclass":
+            self._classes(y)
+            y = y.astype(int)
+        self.model_.fit(np.asarray(X, np.float32), y)
         return self
 
     def predict(self, X):
         X = np.asarray(X, np.float32)
         if self.task == "binary":
             return self.model_.predict_proba(X)[:, 1]
+        if self.task == "multiclass":  # classes missing from the training part get probability 0
+            proba = self.model_.predict_proba(X)
+            out = np.zeros((len(X), self.n_classes))
+            out[:, np.asarray(self.model_.classes_).astype(int)] = proba
+            return out
         return self.model_.predict(X)
 
     def _save_state(self, path: Path):

@@ -112,6 +112,8 @@ class Linear(Learner):
         y = np.asarray(y, float)
         if self.task == "regression":
             self.coef_, self.intercept_, self.shrink_ = _ridge_loo(Z, y, alpha)
+        elif self.task == "multiclass":
+            self._fit_multinomial(Z, y, alpha)
         else:
             from sklearn.linear_model import LogisticRegression
 
@@ -119,19 +121,45 @@ class Linear(Learner):
             self.coef_, self.intercept_, self.shrink_ = m.coef_.ravel(), float(m.intercept_[0]), 1.0
         return self
 
+    def _fit_multinomial(self, Z, y, alpha):
+        """Multinomial (softmax) L2 logistic regression; classes absent from the training part keep a -inf
+        intercept (probability 0); with a single class present, that class has probability 1."""
+        from sklearn.linear_model import LogisticRegression
+
+        k = self._classes(y)
+        present = np.unique(y).astype(int)
+        self.coef_ = np.zeros((k, Z.shape[1]))
+        self.intercept_ = np.full(k, -np.inf)
+        self.shrink_ = 1.0
+        if len(present) == 1:
+            self.intercept_[present[0]] = 0.0
+            return
+        m = LogisticRegression(C=1.0 / alpha, max_iter=2000, random_state=self.seed).fit(Z, y.astype(int))
+        coef, icpt = m.coef_, m.intercept_
+        if len(present) == 2:  # sklearn fits one logit for two classes: as a softmax pair
+            coef, icpt = np.vstack([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
+        self.coef_[present], self.intercept_[present] = coef, icpt
+
     def predict(self, X):
+        if self.task == "multiclass":
+            z = self._prep(X) @ self.coef_.T + self.intercept_  # (n, K)
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            return z / z.sum(axis=1, keepdims=True)
         z = self._prep(X) @ self.coef_ + self.intercept_
         return 1.0 / (1.0 + np.exp(-z)) if self.task == "binary" else z
 
     def _save_state(self, path: Path):
         state = {k: np.asarray(getattr(self, k)).tolist() for k in ("median_", "mean_", "scale_", "coef_")}
-        state.update(intercept_=self.intercept_, clip_=self.clip_, shrink_=self.shrink_)
+        intercept = (np.where(np.isfinite(self.intercept_), self.intercept_, -1e300).tolist()  # JSON has no -inf
+                     if self.task == "multiclass" else self.intercept_)
+        state.update(intercept_=intercept, clip_=self.clip_, shrink_=self.shrink_)
         (path / "linear.json").write_text(json.dumps(state))
 
     def _load_state(self, path: Path):
         state = json.loads((path / "linear.json").read_text())
         for k in ("median_", "mean_", "scale_", "coef_"):
             setattr(self, k, np.asarray(state[k], float))
-        self.intercept_ = float(state["intercept_"])
+        self.intercept_ = np.asarray(state["intercept_"], float) if self.task == "multiclass" \
+            else float(state["intercept_"])
         self.clip_ = float(state.get("clip_", LEGACY_CLIP))
         self.shrink_ = float(state.get("shrink_", 1.0))

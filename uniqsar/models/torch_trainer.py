@@ -5,7 +5,9 @@ module owns batching (size-bucketed, seeded shuffles), AdamW with linear warmup 
 decay, gradient clipping, early stopping on a validation part (best epoch's weights restored),
 a time limit (:func:`uniqsar.util.time_limit`: no epoch is started that would end after it),
 seeds, CPU thread budgets and the optional CUDA device. Losses: MSE on standardized targets for
-regression, BCE-with-logits for binary.
+regression, BCE-with-logits for binary, cross-entropy on K logits for multiclass (``y`` = class index), or
+the learner's own ``loss`` (joint multitask: :func:`masked_multitask_loss`). Outputs are ``(B,)`` for one
+value per molecule or ``(B, D)`` for several (class logits, joint targets).
 """
 from __future__ import annotations
 
@@ -81,9 +83,48 @@ def batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator | No
     return chunks
 
 
-def to_predictions(task: str, raw: np.ndarray, y_mean: float, y_std: float, fallback: float) -> np.ndarray:
-    """Raw outputs -> probability of class 1 (binary: sigmoid of the logit) or the de-standardized value;
-    rows without an output (NaN) get ``fallback``."""
+def target_stats(task: str, y: np.ndarray, n_classes: int | None = None,
+                 target_tasks: Sequence[str] | None = None) -> dict:
+    """How a torch learner scales its training targets and what it predicts for a molecule it cannot read:
+    ``{"y_mean", "y_std", "fallback", "n_outputs"}``. Regression: mean / std (the fallback: the mean); binary:
+    0 / 1 (the prevalence); multiclass: 0 / 1 and K outputs (the class frequencies); ``multitask`` (joint
+    targets, ``y`` (n, T) with NaN where missing): per column, as for its ``target_tasks`` entry."""
+    y = np.asarray(y, float)
+    if task == "multitask":
+        cols = [target_stats(t, y[:, j][np.isfinite(y[:, j])]) for j, t in enumerate(target_tasks)]
+        return {"y_mean": [c["y_mean"] for c in cols], "y_std": [c["y_std"] for c in cols],
+                "fallback": [c["fallback"] for c in cols], "n_outputs": len(cols)}
+    if task == "multiclass":
+        return {"y_mean": 0.0, "y_std": 1.0, "fallback": class_prior(y, n_classes), "n_outputs": int(n_classes)}
+    if not len(y):
+        return {"y_mean": 0.0, "y_std": 1.0, "fallback": 0.0 if task == "regression" else 0.5, "n_outputs": 1}
+    if task == "binary":
+        return {"y_mean": 0.0, "y_std": 1.0, "fallback": float(np.mean(y)), "n_outputs": 1}
+    mean = float(np.mean(y))
+    return {"y_mean": mean, "y_std": float(np.std(y)) or 1.0, "fallback": mean, "n_outputs": 1}
+
+
+def scale_targets(y: np.ndarray, y_mean, y_std) -> np.ndarray:
+    """Standardized training targets (per column for joint targets; class indices and 0/1 unchanged)."""
+    return (np.asarray(y, float) - np.asarray(y_mean, float)) / np.asarray(y_std, float)
+
+
+def to_predictions(task: str, raw: np.ndarray, y_mean, y_std, fallback,
+                   target_tasks: Sequence[str] | None = None) -> np.ndarray:
+    """Raw outputs -> probability of class 1 (binary: sigmoid of the logit), class probabilities (multiclass:
+    softmax of the ``(n, K)`` logits), the de-standardized value, or (multitask) each column as its
+    ``target_tasks`` entry says; rows without an output (NaN) get ``fallback`` (a vector: multiclass, multitask)."""
+    if task == "multitask":
+        cols = [to_predictions(t, raw[:, j].copy(), y_mean[j], y_std[j], fallback[j])
+                for j, t in enumerate(target_tasks)]
+        return np.column_stack(cols) if cols else np.zeros((len(raw), 0))
+    if task == "multiclass":
+        missing = np.isnan(raw).any(axis=1)
+        z = np.nan_to_num(raw - np.nanmax(np.where(missing[:, None], 0.0, raw), axis=1, keepdims=True), nan=0.0)
+        pred = np.exp(z)
+        pred /= pred.sum(axis=1, keepdims=True)
+        pred[missing] = np.asarray(fallback, float)
+        return pred
     if task == "binary":
         with np.errstate(over="ignore"):
             pred = 1.0 / (1.0 + np.exp(-raw))
@@ -91,6 +132,28 @@ def to_predictions(task: str, raw: np.ndarray, y_mean: float, y_std: float, fall
         pred = raw * y_std + y_mean
     pred[np.isnan(pred)] = fallback
     return pred
+
+
+def class_prior(y: np.ndarray, n_classes: int) -> list[float]:
+    """Training class frequencies (the prediction for a molecule the network cannot read)."""
+    counts = np.bincount(np.asarray(y, float).astype(int), minlength=n_classes).astype(float)
+    return (counts / max(1.0, counts.sum())).tolist()
+
+
+def masked_multitask_loss(kinds: Sequence[str]) -> Callable:
+    """Loss for ``(B, T)`` outputs of T joint targets: MSE (``regression``, standardized) or BCE-with-logits
+    (``binary``) per column, over the cells with a label only (NaN = missing), averaged over the cells."""
+    binary = torch.tensor([k == "binary" for k in kinds])
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        mask = ~torch.isnan(y)
+        y0 = torch.where(mask, y, torch.zeros_like(y))
+        b = binary.to(out.device).expand_as(out)
+        cell = torch.where(b, nn.functional.binary_cross_entropy_with_logits(out, y0, reduction="none"),
+                           (out - y0) ** 2)
+        return (cell * mask).sum() / mask.sum().clamp(min=1)
+
+    return loss
 
 
 def _to(batch: dict, device: str) -> dict:
@@ -104,8 +167,10 @@ class Trainer:
     ``eval_collate`` (default: ``collate``) builds validation / prediction batches deterministically."""
 
     def __init__(self, cfg: TrainConfig, task: str, forward: Callable, collate: Callable,
-                 head_prefixes: tuple[str, ...] = (), eval_collate: Callable | None = None):
+                 head_prefixes: tuple[str, ...] = (), eval_collate: Callable | None = None,
+                 loss: Callable | None = None):
         self.cfg = cfg
+        self.loss = loss
         self.task = task
         self.forward = forward
         self.collate = collate
@@ -133,6 +198,10 @@ class Trainer:
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss is not None:
+            return self.loss(out, y)
+        if self.task == "multiclass":
+            return nn.functional.cross_entropy(out, y.long())
         if self.task == "binary":
             return nn.functional.binary_cross_entropy_with_logits(out, y)
         return nn.functional.mse_loss(out, y)
@@ -140,19 +209,24 @@ class Trainer:
     def predict_raw(self, model: nn.Module, items: list, sizes: Sequence[int],
                     batch_size: int | None = None) -> np.ndarray:
         model.eval()
-        out = np.empty(len(items))
+        out = None
         with torch.inference_mode():
             for idx in batches(sizes, batch_size or self.cfg.batch_size * 2, None):
                 batch = _to(self.eval_collate([items[i] for i in idx]), self.device)
-                out[idx] = self.forward(model, batch).float().cpu().numpy()
-        return out
+                res = self.forward(model, batch).float().cpu().numpy()
+                if out is None:  # (n,) or (n, D), as the model's outputs
+                    out = np.empty((len(items),) + res.shape[1:])
+                out[idx] = res
+        return out if out is not None else np.empty(0)
 
     def predict_rows(self, model: nn.Module, n_rows: int, rows: Sequence[int], items: list, sizes: Sequence[int],
                      n_threads: int) -> np.ndarray:
         """Raw outputs of ``items`` averaged per input row (``items[k]`` belongs to row ``rows[k]``; several
         items per row = test-time augmentation); NaN for rows without an item. Runs on ``self.device`` with
         ``n_threads`` torch threads and leaves ``model`` on the CPU."""
-        raw, count = np.zeros(n_rows), np.zeros(n_rows)
+        count = np.zeros(n_rows)
+        n_out = int(getattr(model, "n_outputs", 1))  # (n,) for one output per molecule, else (n, D)
+        raw = np.zeros((n_rows,) if n_out == 1 else (n_rows, n_out))
         if len(items):
             old = torch.get_num_threads()
             torch.set_num_threads(max(1, n_threads))
@@ -161,10 +235,11 @@ class Trainer:
             finally:
                 torch.set_num_threads(old)
                 model.cpu()
+            raw = np.zeros((n_rows,) + out.shape[1:])
             np.add.at(raw, np.asarray(rows), out)
             np.add.at(count, np.asarray(rows), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            raw = raw / count
+            raw = raw / (count if raw.ndim == 1 else count[:, None])
         raw[count == 0] = np.nan
         return raw
 
@@ -184,7 +259,7 @@ class Trainer:
             model.to(self.device)
             n_batches = math.ceil(len(items) / cfg.batch_size)
             opt, sched = self._optimizer(model, max(1, n_batches * cfg.epochs))
-            y_t = torch.as_tensor(np.asarray(y, np.float32))
+            y_t = torch.as_tensor(np.asarray(y, np.float32))  # (N,) or (N, T) with NaN where missing
             best, best_state, bad = math.inf, None, 0
             deadline, epoch_seconds = current_deadline(), 0.0
             for epoch in range(cfg.epochs):

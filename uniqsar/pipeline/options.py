@@ -103,9 +103,11 @@ def target_metrics(given: dict[str, str], tasks: dict[str, str]) -> dict[str, st
 
 
 def check_class_counts(targets: dict, n_folds: int) -> None:
-    """Binary targets need ``n_folds`` examples of each class (one per CV fold; 2 without CV)."""
+    """Binary and multiclass targets need ``n_folds`` examples of each class (one per CV fold; 2 without CV)."""
     need = max(2, n_folds)
     for name, data in targets.items():
+        if data.task == "multiclass":
+            _check_multiclass_counts(name, data, n_folds, need)
         if data.task != "binary":
             continue
         n_pos = int(data.y.sum())
@@ -116,3 +118,20 @@ def check_class_counts(targets: dict, n_folds: int) -> None:
                 + (f"{n_folds}-fold cross-validation needs at least {need} of each class (one per fold): "
                    "add examples of the rarer class or use a recipe with fewer folds ([cv] n_folds)"
                    if n_folds else f"training needs at least {need} of each class"))
+
+
+def _check_multiclass_counts(name: str, data, n_folds: int, need: int) -> None:
+    from uniqsar.data.classes import class_counts
+
+    counts = class_counts(data.y, len(data.classes))
+    few = [(label, int(c)) for label, c in zip(data.classes, counts) if c < need]
+    if few:
+        shown = ", ".join(f"{label!r} ({c})" for label, c in few[:5]) + (", ..." if len(few) > 5 else "")
+        numeric = all(not isinstance(c, str) for c in data.classes)
+        raise DataError(
+            f"target {name!r} (multiclass, {len(data.classes)} classes) has too few examples of class(es) {shown} "
+            f"among {len(data.y)} molecules; "
+            + (f"{n_folds}-fold cross-validation needs at least {need} of each class (one per fold): merge or drop "
+               "rare classes, or use a recipe with fewer folds ([cv] n_folds)" if n_folds else
+               f"training needs at least {need} of each class")
+            + ("; if the target is a numeric quantity, not class codes, pass --task regression" if numeric else ""))

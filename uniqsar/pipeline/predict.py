@@ -13,6 +13,7 @@ import pandas as pd
 from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import find_smiles_column, iter_table, standardize_column
 from uniqsar.data.standardize import LEGACY_MODE
+from uniqsar.ensemble.greedy import blend
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import RunDirError, check_run_dir, read_json
@@ -90,12 +91,18 @@ class Run:
     def leaderboard(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "leaderboard.csv")
 
+    def classes(self, target: str) -> list | None:
+        """The class labels of a binary / multiclass target (index order), as written in the training data."""
+        return self.manifest["targets"][target].get("classes")
+
     def predict_canonical(self, canonical: list[str]) -> dict[str, np.ndarray]:
-        """Raw predictions (value, or probability of class 1) per target for valid SMILES."""
+        """Raw predictions (value, probability of class 1, or the (n, K) class probabilities of a multiclass
+        target) per target for valid SMILES."""
         return {t: pred for t, (pred, _) in self.predict_members(canonical).items()}
 
     def predict_members(self, canonical: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per target: the ensemble prediction (n,) and each member's prediction (n, members), original scale."""
+        """Per target: the ensemble prediction (n,) and each member's prediction (n, members), original scale;
+        multiclass: (n, K) and (n, members, K) class probabilities."""
         store = self._store()
         out = {}
         for target in self.targets:
@@ -104,9 +111,9 @@ class Run:
                 X = store.matrix(member["features"], canonical)
                 raw = np.mean([m.predict(X) for m in models], axis=0)
                 cols.append(target_transform.inverse(self.ensembles[target].get("transform", "none"), raw))
-            M = np.column_stack(cols) if cols else np.zeros((len(canonical), 0))
+            M = np.stack(cols, axis=1) if cols else np.zeros((len(canonical), 0))
             weights = np.array([m["weight"] for m, _ in self._members(target)])
-            out[target] = (M @ weights, M)
+            out[target] = (blend(M, weights), M)
         return out
 
     def uncertainty(self, target: str):
@@ -119,7 +126,8 @@ class Run:
 
     def predict_frame(self, df: pd.DataFrame, smiles_col: str | None = None, confidence: float | None = 0.9
                       ) -> pd.DataFrame:
-        """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary), the uncertainty columns of
+        """``df`` with ``<T>_pred`` (+ ``<T>_prob`` for binary, ``<T>_prob_<label>`` per class for multiclass;
+        a class target's ``<T>_pred`` is its label as written in the training data), the uncertainty columns of
         ``uniqsar.uncertainty.columns`` at ``confidence`` (None: without them), and ``error`` appended."""
         col = find_smiles_column(df, smiles_col or (self.manifest["smiles_col"] if self.manifest["smiles_col"] in df.columns else None))
         rows = standardize_column(df, col, n_jobs=self.n_jobs, mode=self.standardize)
@@ -128,18 +136,14 @@ class Run:
         preds = self.predict_members(canonical) if canonical else {t: (np.zeros(0), None) for t in self.targets}
         out = df.copy()
         for target in self.targets:
-            full = np.full(len(df), np.nan)
-            full[valid] = preds[target][0]
-            if self.task(target) == "binary":
-                label = np.where(np.isnan(full), np.nan, (full >= 0.5).astype(float))
-                out[f"{target}_pred"] = pd.array(label, dtype="Float64").astype("Int64")
-                out[f"{target}_prob"] = full
-            else:
-                out[f"{target}_pred"] = full
+            for name, values in class_columns(target, self.task(target), self.classes(target), valid,
+                                              preds[target][0]).items():
+                out[name] = values
             if confidence is not None:
                 pred, members = preds[target]
                 for name, values in self.uncertainty(target).columns(target, self.task(target), valid, canonical,
-                                                                     pred, members, confidence).items():
+                                                                     pred, members, confidence,
+                                                                     self.classes(target)).items():
                     out[name] = values
         out["error"] = rows["error"].to_numpy()
         return out
@@ -164,9 +168,45 @@ class Run:
             return frame
         if len(self.targets) == 1:
             t = self.targets[0]
+            if self.task(t) == "multiclass":  # (n, K) class probabilities, columns in ``classes(t)`` order
+                return frame[[prob_column(t, c) for c in self.classes(t)]].to_numpy(dtype=float)
             col = f"{t}_prob" if self.task(t) == "binary" else f"{t}_pred"
             return frame[col].to_numpy(dtype=float)
         return frame.drop(columns=["smiles"])
+
+
+def prob_column(target: str, label) -> str:
+    return f"{target}_prob_{label}"
+
+
+def _labels(classes: list, index: np.ndarray) -> pd.Series:
+    """Class labels for class indices (NaN -> missing): integers as a nullable integer column, else text."""
+    ok = ~np.isnan(index)
+    if all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes):
+        values = np.full(len(index), np.nan)
+        values[ok] = np.asarray(classes, float)[index[ok].astype(int)]
+        return pd.array(values, dtype="Float64").astype("Int64")
+    values = np.full(len(index), None, dtype=object)
+    values[ok] = np.asarray([str(c) for c in classes], dtype=object)[index[ok].astype(int)]
+    return pd.array(values, dtype=object)
+
+
+def class_columns(target: str, task: str, classes: list | None, valid: np.ndarray, pred: np.ndarray) -> dict:
+    """``<T>_pred`` (+ ``<T>_prob``, or ``<T>_prob_<label>`` per class) for the rows of ``valid``."""
+    n = len(valid)
+    if task == "multiclass":
+        P = np.full((n, len(classes)), np.nan)
+        P[valid] = pred
+        missing = np.isnan(P).any(axis=1)
+        index = np.where(missing, np.nan, np.nan_to_num(P).argmax(axis=1))
+        return {f"{target}_pred": _labels(classes, index),
+                **{prob_column(target, c): P[:, k] for k, c in enumerate(classes)}}
+    full = np.full(n, np.nan)
+    full[valid] = pred
+    if task != "binary":
+        return {f"{target}_pred": full}
+    index = np.where(np.isnan(full), np.nan, (full >= 0.5).astype(float))
+    return {f"{target}_pred": _labels(classes or [0, 1], index), f"{target}_prob": full}
 
 
 def predict_csv(run: Run, src, dst, smiles_col: str | None = None, chunksize: int = 2000,

@@ -14,11 +14,12 @@ from uniqsar.data.dataset import TargetData
 from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
 from uniqsar.ensemble.backward import stack_models
-from uniqsar.ensemble.greedy import fit_weights
+from uniqsar.ensemble.greedy import blend, fit_weights
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
 from uniqsar.io.verify import member_digests
 from uniqsar.metrics import score
+from uniqsar.pipeline import oof as oof_columns
 from uniqsar.pipeline.budget import is_fallback
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
@@ -60,6 +61,7 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
         trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
         transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
+        n_classes=len(data.classes) if data.task == "multiclass" else None,
     )
 
 
@@ -118,7 +120,7 @@ def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
 
 
 def target_folds(recipe: Recipe, data: TargetData, seed: int) -> np.ndarray:
-    y_strat = data.y if data.task == "binary" else None
+    y_strat = data.y if data.task in ("binary", "multiclass") else None
     return make_folds(data.smiles, recipe.n_folds, seed, recipe.split, y_strat)
 
 
@@ -160,7 +162,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         raise RuntimeError(f"target {data.name!r}: no learner finished a trial (time budget too small?)")
     methods = ("greedy", "best", "mean") if recipe.ensemble == "auto" else (recipe.ensemble,)
     best_single = max(candidates, key=lambda c: c["cv"]) if _higher(ctx.metric) else min(candidates, key=lambda c: c["cv"])
-    P = np.column_stack([c["oof"] for c in candidates])
+    P = np.stack([c["oof"] for c in candidates], axis=1)  # (n, m) or, multiclass, (n, m, K)
     stack, weights = _stack(ctx, candidates, P, data.y, folds, methods, best_single)
     kept = _fit_within_budget(ctx, candidates, weights, len(np.unique(folds)))
     pool = np.arange(len(candidates))
@@ -189,15 +191,16 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                "trial": -1, "rank_in_study": 0, "cv_score": ens_cv, "n_trials": 0, "weight": 1.0,
                "ensemble_cv_without_model": np.nan}
     oof = pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": folds})
-    for c in candidates:
-        oof[c["id"]] = c["oof"]
-    oof["ensemble_nested"] = nested
-    oof["ensemble_in_sample"] = P @ weights
+    columns = {c["id"]: c["oof"] for c in candidates}
+    columns.update(ensemble_nested=nested, ensemble_in_sample=blend(P, weights))
+    for name, values in columns.items():
+        oof_columns.put(oof, name, values)
+    oof = oof.copy()  # one block (many columns were added)
     oof.to_csv(tdir / "oof.csv", index=False)
     ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": method,
                 "method_nested_scores": method_scores,
                 "final": recipe.final, "transform": ctx.transform, "members": members, "cv_score_nested": ens_cv,
-                "cv_score_in_sample": score(ctx.metric, data.y, P @ weights),
+                "cv_score_in_sample": score(ctx.metric, data.y, blend(P, weights)),
                 "best_single": {"id": best_single["id"], "cv_score": best_single["cv"]},
                 "cv_score_nested_without_model": without,
                 "dropped_models": stack.dropped,
@@ -283,7 +286,8 @@ def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarr
         else [("full", np.ones(len(y), bool))]
     (mdir / "final.json").unlink(missing_ok=True)
     for name, train in parts:
-        m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **cand["params"])
+        extra = {"n_classes": len(data.classes)} if data.task == "multiclass" else {}
+        m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **extra, **cand["params"])
         with time_limit(ctx.final_deadline):
             m.fit(X[train], y[train])
         tmp = mdir / f".{name}.tmp"

@@ -29,7 +29,7 @@ def write_run_spec(out: Path, recipe, seed: int, targets: dict, folds: dict, man
         "spec_version": SPEC_VERSION, "run_id": run_id, "recipe": recipe.to_dict(), "seed": seed, "featurizers": featurizers,
         "targets": {
             name: {"task": d.task, "metric": manifest["targets"][name]["metric"], "transform": transforms[name],
-                   "smiles": list(d.smiles), "y": [float(v) for v in d.y],
+                   "smiles": list(d.smiles), "y": [float(v) for v in d.y], "classes": d.classes,
                    "folds": None if folds[name] is None else [int(f) for f in folds[name]]}
             for name, d in targets.items()
         },
@@ -72,7 +72,8 @@ def _visit_studies(spec, recipe, store, storage, storage_url, n_jobs, worker_id,
     for name, t in spec["targets"].items():
         if t["folds"] is None:
             continue
-        data = TargetData(name, t["task"], np.asarray(t["smiles"], dtype=object), np.asarray(t["y"], float))
+        data = TargetData(name, t["task"], np.asarray(t["smiles"], dtype=object), np.asarray(t["y"], float),
+                          t.get("classes"))
         folds = np.asarray(t["folds"])
         ctx = TargetContext(scratch, recipe, t["metric"], spec["seed"], n_jobs, store, storage_url,
                             transform=t["transform"], run_id=spec["run_id"])

@@ -38,13 +38,21 @@ def _fig(w=4.2, h=3.4):
     return fig, ax
 
 
-def target_distribution(y: np.ndarray, task: str, name: str) -> str:
+def target_distribution(y: np.ndarray, task: str, name: str, classes: list | None = None) -> str:
     if _plt() is None:
         return NO_MATPLOTLIB
     fig, ax = _fig()
-    if task == "binary":
+    if task == "multiclass":
+        counts = [int(np.sum(y == k)) for k in range(len(classes))]
+        ax.bar([str(c) for c in classes], counts, color="#8da0cb")
+        for i, c in enumerate(counts):
+            ax.text(i, c, str(c), ha="center", va="bottom")
+        ax.tick_params(axis="x", labelrotation=45 if len(classes) > 6 else 0)
+        ax.set_ylabel("molecules")
+    elif task == "binary":
+        labels = [str(c) for c in classes] if classes else ["0", "1"]
         counts = [int(np.sum(y == 0)), int(np.sum(y == 1))]
-        ax.bar(["0", "1"], counts, color=["#8da0cb", "#fc8d62"])
+        ax.bar(labels, counts, color=["#8da0cb", "#fc8d62"])
         for i, c in enumerate(counts):
             ax.text(i, c, str(c), ha="center", va="bottom")
         ax.set_ylabel("molecules")
@@ -98,6 +106,27 @@ def binary_curves(y: np.ndarray, prob: np.ndarray) -> str:
     for ax in axes:
         ax.grid(alpha=0.3)
     return _img(fig, "ROC, precision-recall and calibration curves")
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, classes: list) -> str:
+    """Confusion matrix of the OOF arg-max predictions (rows: measured class)."""
+    plt = _plt()
+    if plt is None:
+        return NO_MATPLOTLIB
+    k = len(classes)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (np.asarray(y, int), np.asarray(pred, int)), 1)
+    fig, ax = plt.subplots(figsize=(max(3.6, 0.5 * k + 2), max(3.2, 0.5 * k + 1.6)))
+    ax.imshow(counts, cmap="Blues")
+    names = [str(c) for c in classes]
+    ax.set_xticks(range(k), names, rotation=45 if k > 6 else 0)
+    ax.set_yticks(range(k), names)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set(xlabel="predicted (out of fold, nested ensemble)", ylabel="measured", title="OOF confusion matrix")
+    return _img(fig, "confusion matrix")
 
 
 def coverage_curve(levels: list[float], coverage: list[float]) -> str:

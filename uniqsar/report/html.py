@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.io.artifacts import read_json
+from uniqsar.pipeline import oof as oof_columns
 from uniqsar.report import figures
 
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;
@@ -63,16 +64,16 @@ def _data_section(rep: dict) -> str:
     return "\n".join(out)
 
 
-def _fold_scores(oof: pd.DataFrame, metric: str, best: str | None) -> pd.DataFrame:
+def _fold_scores(oof: pd.DataFrame, metric: str, best: str | None, n_classes: int | None = None) -> pd.DataFrame:
     from uniqsar.metrics import score
 
     rows = []
     for f in sorted(oof["fold"].unique()):
         part = oof[oof["fold"] == f]
         row = {"fold": int(f), "molecules": len(part), f"ensemble (nested) {metric}":
-               score(metric, part["y"], part["ensemble_nested"])}
+               score(metric, part["y"], oof_columns.get(part, "ensemble_nested", n_classes))}
         if best and best in part:
-            row[f"best single {metric}"] = score(metric, part["y"], part[best])
+            row[f"best single {metric}"] = score(metric, part["y"], oof_columns.get(part, best, n_classes))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,13 +103,16 @@ def _target_section(run: Path, target: str, tm: dict, metrics: dict, board: pd.D
             _table(sub[keep], left=("candidate", "learner", "features"))]
     has_cv = (oof["fold"] >= 0).any() and oof["ensemble_nested"].notna().any()
     y = oof["y"].to_numpy(float)
-    figs = [figures.target_distribution(y, task, target)]
+    k = oof_columns.n_classes_of(ens)
+    figs = [figures.target_distribution(y, task, target, ens.get("classes"))]
     if has_cv:
-        pred = oof["ensemble_nested"].to_numpy(float)
-        out += ["<h3>Per-fold scores</h3>", _table(_fold_scores(oof, metric, metrics.get("best_single")))]
+        pred = oof_columns.get(oof, "ensemble_nested", k)
+        out += ["<h3>Per-fold scores</h3>", _table(_fold_scores(oof, metric, metrics.get("best_single"), k))]
         unc_path = tdir / "oof_uncertainty.csv"
         unc = pd.read_csv(unc_path) if unc_path.is_file() else None
-        if task == "binary":
+        if task == "multiclass":
+            figs.append(figures.confusion(y, pred.argmax(axis=1), ens["classes"]))
+        elif task == "binary":
             figs.append(figures.binary_curves(y, pred))
         else:
             lo = unc["lower_90"].to_numpy(float) if unc is not None else None
@@ -127,11 +131,11 @@ def _uncertainty_section(cal: dict, unc: pd.DataFrame | None, task: str) -> str:
         return f"<p class='note'>No calibration: {_e(cal.get('reason', ''))}</p>"
     levels = sorted(float(c) for c in cal["oof_coverage"])
     cover = [cal["oof_coverage"][f"{c:g}"]["coverage"] for c in levels]
-    size_key = "mean_set_size" if task == "binary" else "mean_width"
+    size_key = "mean_width" if task == "regression" else "mean_set_size"
     tab = pd.DataFrame({"confidence": levels, "OOF coverage": cover,
                         size_key.replace("_", " "): [cal["oof_coverage"][f"{c:g}"][size_key] for c in levels]})
     d = cal["domain"]
-    err_label = "|y - p|" if task == "binary" else (
+    err_label = "|y - p|" if task == "binary" else "1 - p(true class)" if task == "multiclass" else (
         "absolute error" + (" of log10(1 + y)" if d.get("error_scale") == "log10p1" else ""))
     err = (unc["abs_error"] if "abs_error" in unc else np.abs(unc["y"] - unc["pred"])).to_numpy(float)
     text = (f"Rule: {_e(d['rule'])}; threshold {_num(d['threshold'], 3)}; {d['oof_share_flagged']:.1%} of OOF rows "

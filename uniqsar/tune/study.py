@@ -61,15 +61,17 @@ class TrialTimeout(Exception):
 
 
 def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
-                      metric=None, transform="none", deadline=None, abort: bool = True):
+                      metric=None, transform="none", deadline=None, abort: bool = True, n_classes: int | None = None):
     """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
     ``report(step, partial_score)`` is called after each fold (pruning). With ``deadline``
     (``time.time()``), fits run under that time limit and :class:`TrialTimeout` is raised
     instead of starting a fold that the mean fold time so far says would end after it (``abort=False``: every
-    fold runs, each ending by ``deadline`` with what it has - the time budget's fallback)."""
+    fold runs, each ending by ``deadline`` with what it has - the time budget's fallback). Multiclass
+    (``n_classes`` K): the OOF predictions are an ``(n, K)`` probability matrix."""
     cls = get_learner_class(learner_key)
     y_fit = target_transform.forward(transform, y)
-    oof = np.full(len(y), np.nan)
+    oof = np.full((len(y), n_classes) if task == "multiclass" else len(y), np.nan)
+    extra = {"n_classes": n_classes} if task == "multiclass" else {}
     fold_ids = np.unique(folds)
     t0 = time.time()
     for step, f in enumerate(fold_ids):
@@ -79,12 +81,12 @@ def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, r
                 raise TrialTimeout(f"fold {step + 1} of {len(fold_ids)} would end after the deadline "
                                    f"({per_fold:.0f} s per fold)")
         test = folds == f
-        model = cls(task, seed=seed, n_threads=n_threads, **params)
+        model = cls(task, seed=seed, n_threads=n_threads, **extra, **params)
         with time_limit(deadline):
             model.fit(X[~test], y_fit[~test])
         oof[test] = target_transform.inverse(transform, model.predict(X[test]))
         if report is not None and step < len(fold_ids) - 1:
-            done = ~np.isnan(oof)
+            done = ~np.isnan(oof.reshape(len(y), -1)).any(axis=1)
             report(step, score(metric, y[done], oof[done]))
     return oof
 
@@ -109,6 +111,7 @@ class StudySpec:
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
     hard_deadline: float | None = None  # a running trial ends by then (or is aborted)
     abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
+    n_classes: int | None = None  # multiclass: the number of classes (OOF predictions are (n, K))
 
 
 def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
@@ -133,7 +136,8 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
         t0 = time.time()
         try:
             oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
-                                    report, spec.metric, spec.transform, spec.hard_deadline, spec.abort)
+                                    report, spec.metric, spec.transform, spec.hard_deadline, spec.abort,
+                                    spec.n_classes)
         except TrialTimeout as e:
             log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
             trial.study.stop()
@@ -142,7 +146,7 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
         if not np.isfinite(value):
             raise optuna.TrialPruned()  # degenerate predictions (e.g. constant): never a candidate
         if spec.oof_in_storage:
-            trial.set_user_attr("oof", [float(v) for v in oof])
+            trial.set_user_attr("oof", oof.tolist())
         else:
             atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
         trial.set_user_attr("params", params)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.data import transform as target_transform
+from uniqsar.pipeline import oof as oof_columns
 from uniqsar.uncertainty import conformal as cp
 from uniqsar.uncertainty.domain import domain_threshold, fingerprints, neighbours
 
@@ -33,6 +34,8 @@ def calibrate(task: str, y: np.ndarray, pred: np.ndarray, members: np.ndarray | 
     nearest-neighbour similarity (own fold excluded); ``knn``: (similarities, indices) of each row's
     nearest other-fold training molecules (``domain.neighbours``), for the neighbour-error feature."""
     y, pred, folds = np.asarray(y, float), np.asarray(pred, float), np.asarray(folds)
+    if task == "multiclass":
+        return _calibrate_multiclass(y, pred, folds, similarity)
     # the domain rule looks at errors on the scale the learners fitted (log10(1 + y) for skewed targets: there
     # an error of 10 h on a 500 h half-life is small, on a 1 h one it is not)
     err = np.abs(y - pred) if task == "binary" else np.abs(_z(transform, y) - _z(transform, pred))
@@ -94,6 +97,33 @@ def calibrate(task: str, y: np.ndarray, pred: np.ndarray, members: np.ndarray | 
     return cal, rows
 
 
+def _calibrate_multiclass(y: np.ndarray, P: np.ndarray, folds: np.ndarray, similarity: np.ndarray):
+    """Mondrian conformal sets over the K classes; the domain rule looks at 1 - p(true class)."""
+    idx = y.astype(int)
+    err = 1.0 - P[np.arange(len(y)), idx]
+    cal = {"task": "multiclass", "transform": "none", "n": int(len(y)),
+           "domain": {**domain_threshold(similarity, err), "error_scale": "none"},
+           "method": "Mondrian (class-conditional) conformal sets on OOF class probabilities",
+           "class_scores": cp.multiclass_scores(P, y)}
+    rows = pd.DataFrame({"y": y, "pred": P.argmax(axis=1), "fold": folds, "nn_similarity": similarity,
+                         "abs_error": err})
+    rows["in_domain"] = similarity >= cal["domain"]["threshold"]
+    cover = {}
+    for c in CURVE:
+        hit = np.zeros(len(y), bool)
+        size = np.zeros(len(y))
+        for f in np.unique(folds):
+            test = folds == f
+            inside = cp.multiclass_sets(cp.multiclass_scores(P[~test], y[~test]), P[test], c)
+            hit[test] = inside[np.arange(int(test.sum())), idx[test]]
+            size[test] = inside.sum(axis=1)
+            if c == DEFAULT_CONFIDENCE:
+                rows.loc[test, "set_90"] = cp.multiclass_set_labels(inside, range(P.shape[1]))
+        cover[str(c)] = {"coverage": float(hit.mean()), "mean_set_size": float(size.mean())}
+    cal["oof_coverage"] = cover
+    return cal, rows
+
+
 def calibrate_target(tdir: Path, ensemble: dict) -> dict:
     """Calibrate from ``tdir/oof.csv`` + ``ensemble.json``; writes the two files, returns the calibration."""
     from uniqsar.io.artifacts import write_json
@@ -108,8 +138,9 @@ def calibrate_target(tdir: Path, ensemble: dict) -> dict:
     fps = fingerprints(oof["smiles"].tolist())
     knn = neighbours(fps, fps, cp.K_NEIGHBOURS, folds, folds)
     members = [m for m in ensemble["members"] if m["id"] in oof.columns]
-    M = oof[[m["id"] for m in members]].to_numpy(float) if members else None
-    cal, rows = calibrate(ensemble["task"], oof["y"].to_numpy(), oof["ensemble_nested"].to_numpy(), M,
+    M = oof[[m["id"] for m in members]].to_numpy(float) if members and ensemble["task"] == "regression" else None
+    pred = oof_columns.get(oof, "ensemble_nested", oof_columns.n_classes_of(ensemble))
+    cal, rows = calibrate(ensemble["task"], oof["y"].to_numpy(), pred, M,
                           [m["weight"] for m in members], folds, knn[0][:, 0], ensemble.get("transform", "none"), knn)
     cal.update(available=True, members=[m["id"] for m in members])
     rows.insert(0, "smiles", oof["smiles"])
@@ -128,8 +159,8 @@ def query_features(query_fps: np.ndarray, train_fps: np.ndarray, train_abs_err: 
 
 def apply(cal: dict, pred: np.ndarray, members: np.ndarray | None, similarity: np.ndarray,
           confidence: float = DEFAULT_CONFIDENCE, nb_error: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-row values for valid molecules: ``lower``/``upper`` (regression) or ``in0``/``in1`` (binary),
-    and ``in_domain``. ``members``: (n, m) member predictions in ``cal['members']`` order; ``nb_error``:
+    """Per-row values for valid molecules: ``lower``/``upper`` (regression), ``in0``/``in1`` (binary) or
+    ``sets`` ((n, K) booleans, multiclass), and ``in_domain``. ``members``: (n, m) member predictions in ``cal['members']`` order; ``nb_error``:
     ``conformal.neighbour_error`` of the molecules' nearest training molecules and their OOF ``abs_error``."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), not {confidence}")
@@ -137,8 +168,11 @@ def apply(cal: dict, pred: np.ndarray, members: np.ndarray | None, similarity: n
     n = len(pred)
     if not cal.get("available", True):
         nan = np.full(n, np.nan)
-        return {"lower": nan, "upper": nan, "in0": None, "in1": None, "in_domain": None}
+        return {"lower": nan, "upper": nan, "in0": None, "in1": None, "sets": None, "in_domain": None}
     out = {"in_domain": np.asarray(similarity) >= cal["domain"]["threshold"]}
+    if cal["task"] == "multiclass":
+        out["sets"] = cp.multiclass_sets(cal["class_scores"], pred, confidence)
+        return out
     if cal["task"] == "binary":
         out["in0"], out["in1"] = cp.prediction_sets(cal["class_scores"], pred, confidence)
         return out

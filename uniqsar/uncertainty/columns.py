@@ -1,5 +1,5 @@
 """The uncertainty columns of a prediction table, per target ``T``: ``T_lower``/``T_upper`` (regression)
-or ``T_set`` (binary), ``T_nn_similarity`` and ``T_in_domain`` (``true``/``false``). Invalid rows get
+or ``T_set`` (binary and multiclass: the labels in the conformal set, joined by ``|``), ``T_nn_similarity`` and ``T_in_domain`` (``true``/``false``). Invalid rows get
 NaN / empty strings."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.uncertainty import calibration
-from uniqsar.uncertainty.conformal import set_labels
+from uniqsar.uncertainty.conformal import multiclass_set_labels, set_labels
 from uniqsar.uncertainty.domain import fingerprints
 
 
@@ -45,16 +45,22 @@ class TargetUncertainty:
         return self._train
 
     def columns(self, target: str, task: str, valid: np.ndarray, canonical: list[str], pred: np.ndarray,
-                members: np.ndarray | None, confidence: float) -> dict[str, object]:
-        """New columns (full length ``len(valid)``) for the valid rows' ``pred`` / member predictions."""
+                members: np.ndarray | None, confidence: float, classes: list | None = None) -> dict[str, object]:
+        """New columns (full length ``len(valid)``) for the valid rows' ``pred`` / member predictions; a set names
+        the classes by ``classes`` (the training labels; default 0 / 1)."""
         n = len(valid)
         sim, nb = calibration.query_features(fingerprints(canonical), *self.training())
-        res = calibration.apply(self.cal, pred, members, sim, confidence, nb)
+        res = calibration.apply(self.cal, pred, members if task == "regression" else None, sim, confidence, nb)
         cols: dict[str, object] = {}
-        if task == "binary":
+        if task == "multiclass":
+            labels = np.full(n, "", dtype=object)
+            if res.get("sets") is not None:
+                labels[valid] = multiclass_set_labels(res["sets"], classes or range(np.shape(pred)[1]))
+            cols[f"{target}_set"] = labels
+        elif task == "binary":
             labels = np.full(n, "", dtype=object)
             if res["in0"] is not None:
-                labels[valid] = set_labels(res["in0"], res["in1"], np.ones(int(valid.sum()), bool))
+                labels[valid] = set_labels(res["in0"], res["in1"], np.ones(int(valid.sum()), bool), classes or (0, 1))
             cols[f"{target}_set"] = labels
         else:
             for key in ("lower", "upper"):

@@ -14,6 +14,9 @@ the set when its conformal p-value, from the OOF rows of class ``k`` only, excee
 is covered at the confidence on its own. A set is never empty: if neither class passes, it holds the class
 with the larger p-value.
 
+Multiclass: the same Mondrian sets over K classes (nonconformity ``1 - p(class k)``, calibrated on the OOF
+rows of class ``k``); a set is never empty (it then holds the class with the largest p-value).
+
 Why not MAPIE or crepes: both fit here in principle, but the calibration data already exist (every run
 keeps its OOF predictions and fold assignment) and the whole method is a quantile and a least-squares fit;
 the difficulty features need the run's members and its fold-aware neighbour search, which neither
@@ -134,5 +137,31 @@ def prediction_sets(cal: dict[str, list[float]], prob: np.ndarray, confidence: f
     return in0, in1
 
 
-def set_labels(in0: np.ndarray, in1: np.ndarray, valid: np.ndarray) -> list[str]:
-    return ["" if not v else ("0|1" if a and b else ("0" if a else "1")) for a, b, v in zip(in0, in1, valid)]
+def set_labels(in0: np.ndarray, in1: np.ndarray, valid: np.ndarray, labels=("0", "1")) -> list[str]:
+    """``label0``, ``label1`` or ``label0|label1`` per row ("" where not ``valid``)."""
+    a, b = (str(x) for x in labels)
+    return ["" if not v else (f"{a}|{b}" if x and y else (a if x else b)) for x, y, v in zip(in0, in1, valid)]
+
+
+# ---- multiclass: Mondrian prediction sets over K classes ----
+
+def multiclass_scores(P: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    """Sorted calibration scores 1 - p(k) of the rows of class k, per class index k."""
+    P, y = np.asarray(P, float), np.asarray(y).astype(int)
+    return {str(k): np.sort(1.0 - P[y == k, k]).tolist() for k in range(P.shape[1])}
+
+
+def multiclass_sets(cal: dict[str, list[float]], P: np.ndarray, confidence: float) -> np.ndarray:
+    """Boolean (n, K): class k in the set of row i (never an empty row for finite probabilities)."""
+    P = np.asarray(P, float)
+    pv = np.column_stack([p_values(np.asarray(cal[str(k)]), 1.0 - P[:, k]) for k in range(P.shape[1])])
+    inside = pv > 1.0 - confidence
+    empty = ~inside.any(axis=1)
+    inside[empty, pv[empty].argmax(axis=1)] = True
+    return inside
+
+
+def multiclass_set_labels(inside: np.ndarray, labels) -> list[str]:
+    """The labels in each row's set, in class order, joined by ``|``."""
+    names = [str(x) for x in labels]
+    return ["|".join(n for n, hit in zip(names, row) if hit) for row in inside]

@@ -16,7 +16,9 @@ A batch is one disconnected graph (``uniqsar.featurize.graph.collate_graphs``); 
 gather or an ``index_add_`` over the whole batch, no Python loop over atoms. A molecule's output
 depends only on its own atoms (no batch norm, no padding), so it does not change with its batch.
 
-Learner ``dmpnn`` (``input = "smiles"``): regression on standardized targets, binary with BCE.
+Learner ``dmpnn`` (``input = "smiles"``): regression on standardized targets, binary with BCE, multiclass
+with a K-logit head and cross-entropy, joint targets (``multitask``: one T-output head, a loss masked where a
+label is missing; ``torch_trainer.masked_multitask_loss``).
 Without a validation part, early stopping uses a seeded scaffold-grouped inner split of
 ``valid_frac`` of the training molecules (skipped below 50 molecules). ``rdkit_features=True``
 is the "Chemprop-RDKit" variant: the RDKit 2D descriptors (``rdkit_desc``, from the feature
@@ -48,8 +50,9 @@ import torch
 from torch import nn
 
 from uniqsar.featurize.graph import ATOM_DIM, BOND_DIM, GRAPH_VERSION, collate_graphs, smiles_to_graphs
-from uniqsar.models.base import Learner
-from uniqsar.models.torch_trainer import TrainConfig, Trainer
+from uniqsar.models.base import JOINT, TASKS, Learner
+from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
+                                          to_predictions)
 from uniqsar.registry import register_learner
 
 
@@ -66,8 +69,9 @@ def _reverse(H: torch.Tensor) -> torch.Tensor:
 class DMPNNModel(nn.Module):
     def __init__(self, hidden_size: int = 300, depth: int = 3, dropout: float = 0.0,
                  ffn_hidden_size: int = 300, ffn_layers: int = 1, aggregation: str = "norm",
-                 n_extra: int = 0, aggregation_norm: float = 100.0):
+                 n_extra: int = 0, aggregation_norm: float = 100.0, n_outputs: int = 1):
         super().__init__()
+        self.n_outputs = int(n_outputs)
         if depth < 1:
             raise ValueError("depth must be >= 1")
         if aggregation not in AGGREGATIONS:
@@ -84,7 +88,7 @@ class DMPNNModel(nn.Module):
         for _ in range(ffn_layers):
             layers += [nn.Linear(width, ffn_hidden_size), nn.ReLU(), nn.Dropout(dropout)]
             width = ffn_hidden_size
-        layers.append(nn.Linear(width, 1))
+        layers.append(nn.Linear(width, self.n_outputs))
         self.ffn = nn.Sequential(*layers)
 
     def encode(self, V, E, src, dst, rev, batch, n_atoms) -> torch.Tensor:
@@ -109,7 +113,8 @@ class DMPNNModel(nn.Module):
         mol = self.encode(V, E, src, dst, rev, batch, n_atoms)
         if X_d is not None:
             mol = torch.cat([mol, X_d], dim=1)                              # (M, h + d)
-        return self.ffn(mol).squeeze(-1)                                    # (M,)
+        out = self.ffn(mol)                                                 # (M, n_outputs)
+        return out.squeeze(-1) if self.n_outputs == 1 else out             # (M,) for one output
 
 
 def noam_lambda(steps: int, epochs: int, warmup_epochs: float, ratio: float):
@@ -200,6 +205,7 @@ def apply_descriptor_scaler(X: np.ndarray, scaler: dict) -> np.ndarray:
 class DMPNN(Learner):
     key = "dmpnn"
     input = "smiles"
+    tasks = TASKS + (JOINT,)
     defaults: dict[str, Any] = {
         "hidden_size": 300, "depth": 3, "dropout": 0.0, "ffn_hidden_size": None, "ffn_layers": 1,
         "aggregation": "norm", "aggregation_norm": 100.0, "rdkit_features": False,
@@ -263,12 +269,12 @@ class DMPNN(Learner):
         p = self._p()
         return {"aggregation": str(p["aggregation"]), "aggregation_norm": float(p["aggregation_norm"])}
 
-    def _build(self, n_extra: int, arch: dict | None = None) -> DMPNNModel:
+    def _build(self, n_extra: int, arch: dict | None = None, n_outputs: int = 1) -> DMPNNModel:
         p = self._p()
         arch = arch or self._arch()
         return DMPNNModel(int(p["hidden_size"]), int(p["depth"]), float(p["dropout"]),
                           int(p["ffn_hidden_size"]), int(p["ffn_layers"]), arch["aggregation"], n_extra,
-                          arch["aggregation_norm"])
+                          arch["aggregation_norm"], n_outputs)
 
     def _trainer(self):
         p = self._p()
@@ -284,8 +290,9 @@ class DMPNN(Learner):
                           epochs=epochs, batch_size=int(p["batch_size"]), patience=patience,
                           grad_clip=float(p["grad_clip"] or 0.0), seed=self.seed, n_threads=self.n_threads,
                           reshuffle=bool(p["reshuffle"]))
+        loss = masked_multitask_loss(self.target_tasks) if self.task == JOINT else None
         return DMPNNTrainer(cfg, self.task, _forward, collate, head_prefixes=("ffn.",) if mult != 1.0 else (),
-                             schedule=str(p["schedule"]),
+                             schedule=str(p["schedule"]), loss=loss,
                              warmup_epochs=float(p["warmup_epochs"]), final_lr_ratio=float(p["final_lr_ratio"]))
 
     def _items(self, smiles, graphs, rows) -> list:
@@ -301,7 +308,10 @@ class DMPNN(Learner):
         smiles = np.asarray(X, dtype=object)
         y = np.asarray(y, dtype=float)
         graphs = smiles_to_graphs(smiles)
-        ok = np.array([g is not None for g in graphs]) & np.isfinite(y)
+        if self.task == "multiclass":
+            self._classes(y)
+        labelled = np.isfinite(y).any(axis=1) if y.ndim == 2 else np.isfinite(y)  # joint: any target labelled
+        ok = np.array([g is not None for g in graphs]) & labelled
         if ok.sum() < 2:
             raise ValueError("dmpnn needs at least 2 valid molecules with finite targets")
         rows = np.flatnonzero(ok)
@@ -310,7 +320,8 @@ class DMPNN(Learner):
             v_smiles = np.asarray(X_valid, dtype=object)
             v_y = np.asarray(y_valid, dtype=float)
             v_graphs = smiles_to_graphs(v_smiles)
-            v_rows = np.flatnonzero(np.array([g is not None for g in v_graphs]) & np.isfinite(v_y))
+            v_lab = np.isfinite(v_y).any(axis=1) if v_y.ndim == 2 else np.isfinite(v_y)
+            v_rows = np.flatnonzero(np.array([g is not None for g in v_graphs]) & v_lab)
             if len(v_rows) == 0:
                 v_smiles = None
         elif p["valid_frac"] and len(rows) >= self.min_valid_split:
@@ -318,17 +329,15 @@ class DMPNN(Learner):
 
             n_folds = max(2, int(round(1.0 / float(p["valid_frac"]))))
             folds = make_folds(list(smiles[rows]), n_folds, self.seed, "scaffold",
-                               y[rows] if self.task == "binary" else None)
+                               y[rows] if self.task in ("binary", "multiclass") else None)
             inner = folds == 0
             v_smiles, v_graphs, v_y, v_rows = smiles, graphs, y, rows[inner]
             rows = rows[~inner]
 
         # targets
-        if self.task == "regression":
-            self.y_mean_, self.y_std_ = float(y[rows].mean()), float(y[rows].std()) or 1.0
-        else:
-            self.y_mean_, self.y_std_ = 0.0, 1.0
-        norm = lambda v: (v - self.y_mean_) / self.y_std_  # noqa: E731
+        stats = target_stats(self.task, y[rows], self.n_classes, self.target_tasks)
+        self.y_mean_, self.y_std_, self.n_outputs_ = stats["y_mean"], stats["y_std"], stats["n_outputs"]
+        norm = lambda v: scale_targets(v, self.y_mean_, self.y_std_)  # noqa: E731
 
         # descriptors (training statistics only)
         self.desc_scaler_ = None
@@ -354,7 +363,7 @@ class DMPNN(Learner):
 
         torch.manual_seed(self.seed)  # weight init
         self.arch_ = self._arch()
-        self.model_ = self._build(n_extra, self.arch_)
+        self.model_ = self._build(n_extra, self.arch_, self.n_outputs_)
         self.init_ = None
         if self._pretrained():
             from .pretrained import encoder_state, identity
@@ -382,20 +391,25 @@ class DMPNN(Learner):
         items = self._items(smiles, graphs, rows) if len(rows) else []
         raw = self._trainer().predict_rows(self.model_, len(smiles), rows, items, [graphs[i].n_atoms for i in rows],
                                            self.n_threads)
-        return raw * self.y_std_ + self.y_mean_
+        return raw * np.asarray(self.y_std_) + np.asarray(self.y_mean_)
 
     def predict(self, X) -> np.ndarray:
+        """Values / probability of class 1 / (n, K) class probabilities / (n, T) joint targets; NaN rows for
+        invalid SMILES."""
         raw = self.predict_raw(X)
-        if self.task == "binary":
-            with np.errstate(over="ignore"):
-                return 1.0 / (1.0 + np.exp(-raw))
-        return raw
+        if self.task == "regression":
+            return raw
+        nan = [np.nan] * self.n_outputs_ if self.task in ("multiclass", JOINT) else np.nan
+        if self.task == JOINT:  # predict_raw de-standardized already: only the binary columns change
+            return to_predictions(JOINT, raw, [0.0] * self.n_outputs_, [1.0] * self.n_outputs_, nan,
+                                  self.target_tasks)
+        return to_predictions(self.task, raw, 0.0, 1.0, nan)
 
     # -- persistence ------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         torch.save(self.model_.state_dict(), path / "model.pt")
         state = {"graph_version": GRAPH_VERSION, "atom_dim": ATOM_DIM, "bond_dim": BOND_DIM,
-                 "y_mean": self.y_mean_, "y_std": self.y_std_, "n_extra": self.n_extra_,
+                 "y_mean": self.y_mean_, "y_std": self.y_std_, "n_extra": self.n_extra_, "n_outputs": self.n_outputs_,
                  "desc_scaler": self.desc_scaler_, "epochs_run": len(self.history_), "arch": self.arch_,
                  "init": getattr(self, "init_", None),
                  "dims": {k: self._p()[k] for k in ("hidden_size", "depth", "ffn_hidden_size", "ffn_layers")}}
@@ -407,7 +421,8 @@ class DMPNN(Learner):
             raise ValueError(f"{path}: saved with graph features v{state['graph_version']} "
                              f"({state['atom_dim']}/{state['bond_dim']}), this build has v{GRAPH_VERSION} "
                              f"({ATOM_DIM}/{BOND_DIM})")
-        self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.y_mean_, self.y_std_ = state["y_mean"], state["y_std"]  # lists for joint targets
+        self.n_outputs_ = int(state.get("n_outputs", 1))
         self.n_extra_ = int(state["n_extra"])
         self.desc_scaler_ = state["desc_scaler"]
         self.init_ = state.get("init")
@@ -416,6 +431,6 @@ class DMPNN(Learner):
         # models saved before "arch" was recorded: mean aggregation unless the params said otherwise
         self.arch_ = state.get("arch") or {"aggregation": str(self.params.get("aggregation", "mean")),
                                            "aggregation_norm": 100.0}
-        self.model_ = self._build(self.n_extra_, self.arch_)
+        self.model_ = self._build(self.n_extra_, self.arch_, self.n_outputs_)
         self.model_.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
         self.model_.eval()

@@ -3,9 +3,10 @@
 Input: canonical SMILES (``input = "smiles"``). Encoder weights: ``weights`` (see pretrained.py: "default" =
 the shipped checkpoint, or a seeded random init with a warning while none ships; "random"; a checkpoint path).
 Head: the pooled vector (CLS + mean of the token states by default) -> dropout -> Linear(hidden) -> GELU ->
-dropout -> Linear(1). Training: the shared torch_trainer loop (AdamW, head at ``head_lr_mult`` x lr, warmup +
+dropout -> Linear(1) (K logits for multiclass, one output per target for joint targets). Training: the shared torch_trainer loop (AdamW, head at ``head_lr_mult`` x lr, warmup +
 linear decay, gradient clipping, early stopping on X_valid or an inner scaffold split of ``valid_frac``).
-Regression fits standardized targets (mean / std stored); binary fits one logit (BCE).
+Regression fits standardized targets (mean / std stored); binary fits one logit (BCE); multiclass K logits
+(cross-entropy); joint targets (``multitask``) one output each with a loss masked where a label is missing.
 
 Augmentation: at train time each molecule is written as a randomized SMILES with probability
 ``random_smiles_prob`` every time it is batched (RDKit seeds from the learner's seeded RNG). Prediction
@@ -15,7 +16,8 @@ prediction does not depend on the rest of its batch. ``freeze_layers = k`` freez
 first k blocks. SMILES longer than the encoder's ``max_len`` are truncated.
 
 A molecule that cannot be parsed or tokenized is skipped in training and predicted as the training mean
-(regression) or prevalence (binary), so OOF vectors stay complete; ``n_failed_`` counts them in training.
+(regression), prevalence (binary) or class frequencies (multiclass), so OOF vectors stay complete; ``n_failed_``
+counts them in training.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ import torch
 from torch import nn
 
 from uniqsar.featurize.smiles_tokens import PAD_ID, SmilesTokenizer, randomized_smiles, smiles_seed
-from uniqsar.models.base import Learner
-from uniqsar.models.torch_trainer import TrainConfig, Trainer, to_predictions
+from uniqsar.models.base import JOINT, TASKS, Learner
+from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
+                                          to_predictions)
 from uniqsar.registry import register_learner
 
 from .model import SmilesEncoder, SmilesTransformerConfig, pool
@@ -42,20 +45,22 @@ class FineTuneModel(nn.Module):
     """Encoder -> pooled vector -> MLP head -> (B,) raw outputs."""
 
     def __init__(self, encoder: SmilesEncoder, pooling: str = "cls+mean", head_hidden: int = 256,
-                 dropout: float = 0.1, seed: int = 0):
+                 dropout: float = 0.1, seed: int = 0, n_outputs: int = 1):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.n_outputs = int(n_outputs)
         width = encoder.cfg.d_model * (2 if pooling == "cls+mean" else 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, head_hidden), nn.GELU(),
-                                      nn.Dropout(dropout), nn.Linear(head_hidden, 1))
+                                      nn.Dropout(dropout), nn.Linear(head_hidden, self.n_outputs))
             nn.init.normal_(self.head[4].weight, 0.0, 0.02)
             nn.init.zeros_(self.head[4].bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.head(pool(self.encoder(tokens), tokens, self.pooling))[:, 0]
+        out = self.head(pool(self.encoder(tokens), tokens, self.pooling))  # (B, n_outputs)
+        return out[:, 0] if self.n_outputs == 1 else out
 
 
 def pad_batch(seqs: list[list[int]]) -> dict:
@@ -74,6 +79,7 @@ def _forward(model, batch):
 class SmilesTransformerLearner(Learner):
     key = "smiles_transformer"
     input = "smiles"
+    tasks = TASKS + (JOINT,)
     strict_params = True
     defaults: dict[str, Any] = {
         "lr": 2e-4,
@@ -117,12 +123,12 @@ class SmilesTransformerLearner(Learner):
         return identity(self._param("weights"), self.seed, self._param("arch"))
 
     # ------------------------------------------------------------------------------- model
-    def _build(self):
+    def _build(self, n_outputs: int = 1):
         from .pretrained import load_mlm
 
         mlm, tok = load_mlm(self._param("weights"), seed=self.seed, arch=self._param("arch"))
         model = FineTuneModel(mlm.encoder, str(self._param("pooling")), int(self._param("head_hidden")),
-                              float(self._param("dropout")), seed=self.seed + 1)
+                              float(self._param("dropout")), seed=self.seed + 1, n_outputs=n_outputs)
         self._configure(model)
         return model, tok
 
@@ -157,7 +163,8 @@ class SmilesTransformerLearner(Learner):
         def eval_collate(items):  # item: (mol, ids) in validation, or ids in prediction
             return pad_batch([it[1] if isinstance(it, tuple) else it for it in items])
 
-        return Trainer(cfg, self.task, _forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate)
+        loss = masked_multitask_loss(self.target_tasks) if self.task == JOINT else None
+        return Trainer(cfg, self.task, _forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate, loss=loss)
 
     # ------------------------------------------------------------------------------- data
     def _parse(self, smiles) -> list:
@@ -185,13 +192,13 @@ class SmilesTransformerLearner(Learner):
         from uniqsar.data.split import make_folds
 
         n_folds = max(2, int(round(1.0 / float(self._param("valid_frac")))))
-        binary = self.task == "binary"
+        binary = self.task in ("binary", "multiclass")  # stratified; the training part keeps every class
         try:
             valid = make_folds(list(smiles), n_folds, self.seed, "scaffold", y if binary else None) == 0
         except Exception:
             valid = np.zeros(len(smiles), bool)
             valid[np.random.default_rng(self.seed).permutation(len(smiles))[: max(1, len(smiles) // n_folds)]] = True
-        if valid.all() or (binary and len(np.unique(y[~valid])) < 2):
+        if valid.all() or (binary and len(np.unique(y[~valid])) < len(np.unique(y))):
             valid[:] = False
         return valid
 
@@ -199,11 +206,16 @@ class SmilesTransformerLearner(Learner):
     def fit(self, X, y, X_valid=None, y_valid=None) -> "SmilesTransformerLearner":
         X = np.asarray(X, dtype=object).ravel()
         y = np.asarray(y, dtype=np.float64)
+        if self.task == "multiclass":
+            self._classes(y)
+        n_outputs = len(self.target_tasks) if self.task == JOINT else (self.n_classes if self.task == "multiclass"
+                                                                       else 1)
         torch.manual_seed(self.seed)
-        model, self.tokenizer_ = self._build()
+        model, self.tokenizer_ = self._build(n_outputs)
         self.config_ = model.encoder.cfg
         parsed = self._parse(X)
-        ok = np.array([p is not None for p in parsed]) & np.isfinite(y)
+        labelled = np.isfinite(y).any(axis=1) if y.ndim == 2 else np.isfinite(y)  # joint: any target labelled
+        ok = np.array([p is not None for p in parsed]) & labelled
         if ok.sum() < 2:
             raise ValueError("smiles_transformer needs at least 2 valid molecules with finite targets")
         self.n_failed_ = int((~ok).sum())
@@ -211,7 +223,8 @@ class SmilesTransformerLearner(Learner):
         if X_valid is not None and y_valid is not None and len(X_valid):
             v_parsed = self._parse(np.asarray(X_valid, dtype=object).ravel())
             v_y_all = np.asarray(y_valid, dtype=np.float64)
-            v_idx = np.flatnonzero(np.array([p is not None for p in v_parsed]) & np.isfinite(v_y_all))
+            v_lab = np.isfinite(v_y_all).any(axis=1) if v_y_all.ndim == 2 else np.isfinite(v_y_all)
+            v_idx = np.flatnonzero(np.array([p is not None for p in v_parsed]) & v_lab)
             tr = [parsed[i] for i in idx]
             tr_y = y[idx]
             va, va_y = [v_parsed[i] for i in v_idx], v_y_all[v_idx]
@@ -221,13 +234,9 @@ class SmilesTransformerLearner(Learner):
                 valid = self._inner_split(np.array([parsed[i][1] for i in idx], dtype=object), y[idx])
             tr, tr_y = [parsed[i] for i in idx[~valid]], y[idx[~valid]]
             va, va_y = [parsed[i] for i in idx[valid]], y[idx[valid]]
-        if self.task == "regression":
-            self.y_mean_, self.y_std_ = float(np.mean(tr_y)), float(np.std(tr_y)) or 1.0
-            self.fallback_ = self.y_mean_
-        else:
-            self.y_mean_, self.y_std_ = 0.0, 1.0
-            self.fallback_ = float(np.mean(tr_y))
-        scale = lambda v: (v - self.y_mean_) / self.y_std_  # noqa: E731
+        stats = target_stats(self.task, tr_y, self.n_classes, self.target_tasks)
+        self.y_mean_, self.y_std_, self.fallback_ = stats["y_mean"], stats["y_std"], stats["fallback"]
+        scale = lambda v: scale_targets(v, self.y_mean_, self.y_std_)  # noqa: E731
         trainer = self._trainer(np.random.default_rng(self.seed))
         items = [(p[0], p[2]) for p in tr]
         valid_part = None
@@ -264,7 +273,8 @@ class SmilesTransformerLearner(Learner):
                                             [len(ids) for _, ids in pairs], self.n_threads)
 
     def predict(self, X) -> np.ndarray:
-        return to_predictions(self.task, self.predict_raw(X), self.y_mean_, self.y_std_, self.fallback_)
+        return to_predictions(self.task, self.predict_raw(X), self.y_mean_, self.y_std_, self.fallback_,
+                              self.target_tasks)
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
@@ -272,7 +282,8 @@ class SmilesTransformerLearner(Learner):
 
         torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
         state = {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
-                 "head_hidden": int(self.model_.head[1].out_features), "y_mean": self.y_mean_, "y_std": self.y_std_,
+                 "head_hidden": int(self.model_.head[1].out_features), "n_outputs": self.model_.n_outputs,
+                 "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_, "n_failed": self.n_failed_, "best_epoch": self.best_epoch_,
                  "history": self.history_, "init_weights": manifest_entry(self._param("weights"), self.seed,
                                                                             self._param("arch"))}
@@ -283,7 +294,7 @@ class SmilesTransformerLearner(Learner):
         self.config_ = SmilesTransformerConfig.from_dict(state["config"])
         self.tokenizer_ = SmilesTokenizer(state["vocab"])
         model = FineTuneModel(SmilesEncoder(self.config_), state["pooling"], int(state["head_hidden"]),
-                              float(self._param("dropout")), seed=0)
+                              float(self._param("dropout")), seed=0, n_outputs=int(state.get("n_outputs", 1)))
         model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
         self.model_ = model.eval()
         self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]

@@ -2,13 +2,15 @@
 
 Input: canonical SMILES (``input = "smiles"``). Conformers come from the disk cache (conformer_cache.py), so
 CV folds and trials share them. Training: the shared torch_trainer loop (AdamW, warmup + linear decay, gradient
-clipping, early stopping). Regression fits standardized targets (mean / std stored); binary fits one logit.
+clipping, early stopping). Regression fits standardized targets (mean / std stored); binary fits one logit;
+multiclass K logits (cross-entropy); joint targets (``multitask``) one output per target with a masked loss.
 Augmentation: `n_conformers` conformers per molecule, a random one each time a molecule is batched; prediction
 averages the raw outputs over all of them. Early stopping uses `X_valid` when given, else an inner scaffold-grouped
 split of `valid_frac` of the training part (CV calls fit without a validation part).
 
 A molecule without features (no conformer / unparsable) is skipped in training and predicted as the training
-mean (regression) or prevalence (binary), so OOF vectors stay complete; `n_failed_` counts them.
+mean (regression), prevalence (binary) or class frequencies (multiclass), so OOF vectors stay complete;
+`n_failed_` counts them.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from uniqsar.models.base import Learner
-from uniqsar.models.torch_trainer import TrainConfig, Trainer, to_predictions
+from uniqsar.models.base import JOINT, TASKS, Learner
+from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
+                                          to_predictions)
 from uniqsar.registry import register_learner
 
 from .model import Dropout, LinearHead, UniMol2, pool
@@ -50,26 +53,29 @@ def load_backbone_for_finetune(weights, seed: int, arch: dict | None):
 class FineTuneModel(nn.Module):
     """Backbone -> pooled vector (CLS or CLS + atom mean) -> LinearHead -> (B,) raw output."""
 
-    def __init__(self, backbone: UniMol2, pooling: str = "cls+mean", seed: int = 0):
+    def __init__(self, backbone: UniMol2, pooling: str = "cls+mean", seed: int = 0, n_outputs: int = 1):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
+        self.n_outputs = int(n_outputs)
         width = backbone.cfg.embed_dim * (2 if pooling == "cls+mean" else 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.classification_head = LinearHead(width, 1, backbone.cfg.pooler_dropout)
+            self.classification_head = LinearHead(width, self.n_outputs, backbone.cfg.pooler_dropout)
             self.classification_head.out_proj.weight.data.normal_(0.0, 0.02)
             self.classification_head.out_proj.bias.data.zero_()
 
     def forward(self, batch: dict) -> torch.Tensor:
         out = self.backbone(batch, coords=False)
-        return self.classification_head(pool(out, batch["atom_mask"], self.pooling))[:, 0]  # (B,)
+        logits = self.classification_head(pool(out, batch["atom_mask"], self.pooling))  # (B, n_outputs)
+        return logits[:, 0] if self.n_outputs == 1 else logits  # (B,) for one output
 
 
 @register_learner
 class UniMol2Learner(Learner):
     key = "unimol2"
     input = "smiles"
+    tasks = TASKS + (JOINT,)
     strict_params = True
     defaults: dict[str, Any] = {
         "lr": 3e-4,
@@ -130,10 +136,10 @@ class UniMol2Learner(Learner):
         return feats
 
     # ------------------------------------------------------------------------------- model
-    def _build(self):
-        """Backbone from `weights` + a fresh seeded 1-output head; dropout and freezing applied."""
+    def _build(self, n_outputs: int = 1):
+        """Backbone from `weights` + a fresh seeded head (1 output, K logits or T targets); dropout, freezing."""
         backbone = load_backbone_for_finetune(self._param("weights"), seed=self.seed, arch=self._param("arch"))
-        model = FineTuneModel(backbone, str(self._param("pooling")), seed=self.seed + 1)
+        model = FineTuneModel(backbone, str(self._param("pooling")), seed=self.seed + 1, n_outputs=n_outputs)
         self._configure(model)
         return model
 
@@ -170,7 +176,9 @@ class UniMol2Learner(Learner):
         def eval_collate(items):  # item = a list of conformers (first used) or one conformer dict
             return collate([it[0] if isinstance(it, list) else it for it in items])
 
-        return Trainer(cfg, self.task, self._forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate)
+        loss = masked_multitask_loss(self.target_tasks) if self.task == JOINT else None
+        return Trainer(cfg, self.task, self._forward, train_collate, HEAD_PREFIXES, eval_collate=eval_collate,
+                       loss=loss)
 
     # ------------------------------------------------------------------------------- fit / predict
     def _inner_split(self, smiles: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -181,10 +189,11 @@ class UniMol2Learner(Learner):
         frac = float(self._param("valid_frac"))
         n_folds = max(2, int(round(1.0 / frac)))
         target = frac * len(smiles)
-        binary = self.task == "binary"
+        binary = self.task in ("binary", "multiclass")  # stratified; the training part keeps every class
+        n_cls = len(np.unique(y)) if binary else 0
 
         def usable(mask):
-            return 0 < mask.sum() <= 2 * target and (not binary or len(np.unique(y[~mask])) == 2)
+            return 0 < mask.sum() <= 2 * target and (not binary or len(np.unique(y[~mask])) == n_cls)
 
         try:
             folds = make_folds(list(smiles), n_folds, self.seed, "scaffold", y if binary else None)
@@ -196,13 +205,15 @@ class UniMol2Learner(Learner):
             pass
         valid = np.zeros(len(smiles), bool)
         valid[np.random.default_rng(self.seed).permutation(len(smiles))[: max(1, int(round(target)))]] = True
-        if binary and len(np.unique(y[~valid])) < 2:
+        if binary and len(np.unique(y[~valid])) < n_cls:
             valid[:] = False
         return valid
 
     def fit(self, X, y, X_valid=None, y_valid=None) -> "UniMol2Learner":
         X = np.asarray(X, dtype=object).ravel()
         y = np.asarray(y, dtype=np.float64)
+        if self.task == "multiclass":
+            self._classes(y)
         feats = self._features(X)
         ok = np.array([f is not None for f in feats])
         if ok.sum() == 0:
@@ -221,15 +232,10 @@ class UniMol2Learner(Learner):
                 valid = self._inner_split(X[idx], y[idx])
             tr_items, tr_y = [feats[i] for i in idx[~valid]], y[idx[~valid]]
             va_items, va_y = [feats[i] for i in idx[valid]], y[idx[valid]]
-        if self.task == "regression":
-            self.y_mean_ = float(np.mean(tr_y))
-            self.y_std_ = float(np.std(tr_y)) or 1.0
-            self.fallback_ = self.y_mean_
-        else:
-            self.y_mean_, self.y_std_ = 0.0, 1.0
-            self.fallback_ = float(np.mean(tr_y))
-        scale = lambda v: (v - self.y_mean_) / self.y_std_  # noqa: E731
-        model = self._build()
+        stats = target_stats(self.task, tr_y, self.n_classes, self.target_tasks)
+        self.y_mean_, self.y_std_, self.fallback_ = stats["y_mean"], stats["y_std"], stats["fallback"]
+        scale = lambda v: scale_targets(v, self.y_mean_, self.y_std_)  # noqa: E731
+        model = self._build(stats["n_outputs"])
         rng = np.random.default_rng(self.seed)
         trainer = self._trainer(rng)
         sizes = [len(c[0]["src_tokens"]) for c in tr_items]
@@ -252,14 +258,16 @@ class UniMol2Learner(Learner):
             [len(c["src_tokens"]) for _, c in pairs], self.n_threads)
 
     def predict(self, X) -> np.ndarray:
-        return to_predictions(self.task, self._predict_raw(X), self.y_mean_, self.y_std_, self.fallback_)
+        return to_predictions(self.task, self._predict_raw(X), self.y_mean_, self.y_std_, self.fallback_,
+                              self.target_tasks)
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
         from .pretrained import manifest_entry
 
         torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
-        state = {"config": self.config_, "pooling": self.model_.pooling, "y_mean": self.y_mean_, "y_std": self.y_std_,
+        state = {"config": self.config_, "pooling": self.model_.pooling, "n_outputs": self.model_.n_outputs,
+                 "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_,
                  "n_failed": self.n_failed_, "best_epoch": self.best_epoch_, "history": self.history_,
                  "init_weights": manifest_entry(self._param("weights"), self.seed, self._param("arch"))}
@@ -269,7 +277,8 @@ class UniMol2Learner(Learner):
         from .config import UniMol2Config
 
         state = json.loads((path / "unimol2.json").read_text())
-        model = FineTuneModel(UniMol2(UniMol2Config.from_dict(state["config"])), state["pooling"], seed=0)
+        model = FineTuneModel(UniMol2(UniMol2Config.from_dict(state["config"])), state["pooling"], seed=0,
+                              n_outputs=int(state.get("n_outputs", 1)))
         model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
         self.model_ = model.eval()
         self.config_ = state["config"]
