@@ -158,3 +158,33 @@ def test_cli_embed_atomic(tmp_path, tiny_ckpt, capsys):
     assert (out / "summary.json").is_file()
     assert main(["embed", str(tmp_path / "d.csv"), "--model", "dmpnn", "--atomic", "--out", str(out)]) == 2
     assert "--atomic is for --model unimol2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_get_repr_atomic_matches_unimol_tools_84m(tmp_path, monkeypatch):
+    """The full 84m architecture (randomised, 334 MB in tmp) placed where model_size='84m' resolves, against
+    unimol_tools reading the same file through pretrained_model_path."""
+    pytest.importorskip("unimol_tools")
+    R.require_reference()
+    from unimol_tools import UniMolRepr as RefRepr
+
+    from uniqsar.compat import UniMolRepr
+
+    ref = R.build_reference(tmp_path, "84m", seed=7)
+    ckpt = save_checkpoint(ref, tmp_path / "zoo" / "modelzoo" / "84M" / "checkpoint.pt")
+    del ref
+    monkeypatch.setenv("UNIQSAR_UNIMOL2_DIR", str(tmp_path / "zoo"))
+    smiles = [R.PARITY_SMILES[i] for i in (0, 4, 12, 15)]
+    theirs = RefRepr(data_type="molecule", remove_hs=False, model_name="unimolv2", pretrained_model_path=str(ckpt),
+                     batch_size=1, use_cuda=False).get_repr(smiles, return_atomic_reprs=True)
+    mine = UniMolRepr(data_type="molecule", remove_hs=False, model_name="unimolv2", model_size="84m",
+                      use_cuda=False).get_repr(smiles, return_atomic_reprs=True)
+    worst = {}
+    for i, s in enumerate(smiles):
+        for key in ("cls_repr", "atomic_reprs", "atomic_coords"):
+            d = _rel(theirs[key][i], mine[key][i])
+            worst[key] = max(worst.get(key, 0.0), d)
+            assert d <= TOL, f"{s}: {key} rel diff {d:.2e}"
+        assert np.array_equal(np.asarray(theirs["atomic_symbol"][i]), mine["atomic_symbol"][i]), s
+        assert mine["atomic_reprs"][i].shape[1] == 768
+    print("get_repr atomic parity (84m), worst rel diffs:", worst)
