@@ -66,6 +66,16 @@ def test_arguments_not_honoured_are_errors(tmp_path):
             MolTrain(**kwargs)
 
 
+def test_cfg_mapping(tmp_path):
+    """unimol_tools' cfg (an omegaconf DictConfig; any mapping here) supplies the same arguments."""
+    from uniqsar.compat import CompatError, MolTrain
+
+    clf = MolTrain(cfg={"task": "regression", "model_name": "unimolv2", "epochs": 3, "save_path": str(tmp_path)})
+    assert clf.task == "regression" and clf.config["epochs"] == 3
+    with pytest.raises(CompatError, match="unknown key"):
+        MolTrain(cfg={"task": "regression", "model_name": "unimolv2", "epoch": 3})
+
+
 def test_speed_only_arguments_warn_only_when_given(tmp_path):
     from uniqsar.compat import CompatWarning, MolTrain
 
