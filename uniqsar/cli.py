@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"preset name ({', '.join(available_presets())}) or path to a recipe TOML")
     f.add_argument("--time-budget", help="wall-clock limit for the whole fit, e.g. 90s, 10m, 1h30m")
     f.add_argument("--seed", type=int, default=1)
-    f.add_argument("--n-jobs", type=int, default=1, help="parallel processes (trials, featurization); -1 = all cores")
+    f.add_argument("--n-jobs", type=int, default=-1,
+                   help="processes for featurization, the folds of each trial and the final fits (the results do "
+                        "not depend on it); default -1 = all cores")
     f.add_argument("--learners", help="comma-separated learners to use (one the preset lacks comes with its "
                                       f"configuration from `best`); available: {_learner_help()}")
     f.add_argument("--metric", help="metric to optimize, any case (default: mae for regression, roc_auc for binary, "

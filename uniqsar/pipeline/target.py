@@ -53,11 +53,12 @@ def _study_name(target: str, model_id: str) -> str:
 def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None,
                hard_deadline=None, abort: bool = True) -> StudySpec:
     name = _study_name(data.name, model.id)
+    fold_jobs = max(1, min(ctx.n_jobs, ctx.recipe.n_folds))  # trials run in turn; their folds side by side
     if ctx.storage_url and ctx.run_id:  # a shared database may hold many runs
         name = f"{ctx.run_id}:{name}"
     return StudySpec(
         name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
-        n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(ctx.n_jobs),
+        n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(fold_jobs), fold_jobs=fold_jobs,
         trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
         transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
@@ -68,27 +69,14 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
 def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline, hard_deadline):
     # the budget's fallback always starts and finishes its folds (cut short at the tuning deadline, never aborted)
     spec = study_spec(ctx, data, model, deadline, hard_deadline=hard_deadline, abort=not is_fallback(model))
-    n_trials = model.n_trials
     storage = storage_for(ctx.run_dir, ctx.storage_url)
     create_study(spec, storage)
     if ctx.resume:
         stale = fail_stale_trials(spec, storage)
         if stale:
             log(f"  {model.id}: {stale} trial(s) interrupted by the previous run marked failed")
-    workers = min(ctx.n_jobs, max(1, n_trials))
-    if workers > 1:
-        from joblib import Parallel, delayed
-
-        Parallel(n_jobs=workers)(
-            delayed(_worker)(spec, str(ctx.run_dir), ctx.storage_url, X, data.y, folds, w) for w in range(workers)
-        )
-    else:
-        run_trials(spec, storage, X, data.y, folds)
+    run_trials(spec, storage, X, data.y, folds)  # one trial at a time: TPE's sequence, and so the seed, hold
     return spec, finished_trials(spec, storage, ctx.recipe.top_trials)
-
-
-def _worker(spec, run_dir, url, X, y, folds, worker):
-    run_trials(spec, storage_for(Path(run_dir), url), X, y, folds, worker)
 
 
 def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
@@ -176,11 +164,10 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     method, nested, method_scores, ens_cv, without = (stack.method, stack.nested, stack.method_scores, stack.cv,
                                                       stack.without)
     members = []
-    for c, w in zip(candidates, weights):
-        if w <= 0:
-            continue
-        mdir = tdir / "learners" / safe_name(c["id"].replace("#", "_"))
-        _fit_final(ctx, data, c, folds, mdir)
+    kept_c = [(c, w, tdir / "learners" / safe_name(c["id"].replace("#", "_"))) for c, w in zip(candidates, weights)
+              if w > 0]
+    _fit_finals(ctx, data, [(c, mdir) for c, _, mdir in kept_c], folds)
+    for c, w, mdir in kept_c:
         members.append({"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
                         "params": c["params"], "weight": float(w), "cv_score": c["cv"],
                         "path": str(mdir.relative_to(ctx.run_dir)), "files": member_digests(mdir)})
@@ -270,25 +257,46 @@ def _higher(metric: str) -> bool:
 
 
 def _fit_final(ctx: TargetContext, data: TargetData, cand: dict, folds: np.ndarray, mdir: Path) -> None:
-    """Fit a member's final model(s) into ``mdir``. Each part is written to a temporary folder and renamed,
+    _fit_finals(ctx, data, [(cand, mdir)], folds)
+
+
+def _fit_finals(ctx: TargetContext, data: TargetData, todo: list, folds: np.ndarray) -> None:
+    """Fit the final model(s) of each ``(candidate, folder)`` in ``todo``, ``ctx.n_jobs`` members at a time in
+    processes (each member's fit is the same as alone). Each part is written to a temporary folder and renamed,
     then ``final.json`` records what was fitted; a resumed run reuses a folder whose record matches."""
-    model = cand["model"]
-    record = {"candidate": cand["id"], "learner": model.learner, "features": list(model.features),
-              "params": cand["params"], "seed": ctx.seed, "transform": ctx.transform, "final": ctx.recipe.final,
-              "featurizers": {a: ctx.store.specs[a] for a in model.features}}
-    if ctx.resume and (mdir / "final.json").is_file() and read_json(mdir / "final.json") == to_jsonable(record):
-        log(f"  {cand['id']}: final model reused from the interrupted run")
-        return
-    cls = get_learner_class(model.learner)
-    X = ctx.store.matrix(model.features, data.smiles)
     y = target_transform.forward(ctx.transform, data.y)
-    parts = [(f"fold{int(f)}", folds != f) for f in np.unique(folds)] if ctx.recipe.final == "folds" and ctx.recipe.n_folds \
-        else [("full", np.ones(len(y), bool))]
+    extra = {"n_classes": len(data.classes)} if data.task == "multiclass" else {}
+    jobs = []
+    for cand, mdir in todo:
+        model = cand["model"]
+        record = {"candidate": cand["id"], "learner": model.learner, "features": list(model.features),
+                  "params": cand["params"], "seed": ctx.seed, "transform": ctx.transform, "final": ctx.recipe.final,
+                  "featurizers": {a: ctx.store.specs[a] for a in model.features}}
+        if ctx.resume and (mdir / "final.json").is_file() and read_json(mdir / "final.json") == to_jsonable(record):
+            log(f"  {cand['id']}: final model reused from the interrupted run")
+            continue
+        parts = ([(f"fold{int(f)}", folds != f) for f in np.unique(folds)]
+                 if ctx.recipe.final == "folds" and ctx.recipe.n_folds else [("full", np.ones(len(y), bool))])
+        X = ctx.store.matrix(model.features, data.smiles)
+        jobs.append((model.learner, data.task, ctx.seed, {**extra, **cand["params"]}, X, y, parts, mdir, record))
+    n_par = max(1, min(ctx.n_jobs, len(jobs)))
+    if n_par == 1:
+        for job in jobs:
+            _fit_parts(*job, n_threads=threads_per_job(1), deadline=ctx.final_deadline)
+        return
+    from joblib import Parallel, delayed
+
+    Parallel(n_jobs=n_par, backend="loky")(
+        delayed(_fit_parts)(*job, n_threads=threads_per_job(n_par), deadline=ctx.final_deadline) for job in jobs)
+
+
+def _fit_parts(learner: str, task: str, seed: int, params: dict, X, y, parts, mdir: Path, record: dict, *,
+               n_threads: int, deadline: float | None) -> None:
+    cls = get_learner_class(learner)
     (mdir / "final.json").unlink(missing_ok=True)
     for name, train in parts:
-        extra = {"n_classes": len(data.classes)} if data.task == "multiclass" else {}
-        m = cls(data.task, seed=ctx.seed, n_threads=threads_per_job(1), **extra, **cand["params"])
-        with time_limit(ctx.final_deadline):
+        m = cls(task, seed=seed, n_threads=n_threads, **params)
+        with time_limit(deadline):
             m.fit(X[train], y[train])
         tmp = mdir / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)

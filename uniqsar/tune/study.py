@@ -24,7 +24,8 @@ import numpy as np
 from uniqsar.data import transform as target_transform
 from uniqsar.metrics import METRICS, score
 from uniqsar.registry import get_learner_class
-from uniqsar.util import log, time_limit
+from uniqsar.tune.folds import fold_predictions
+from uniqsar.util import log
 
 
 def storage_for(run_dir: Path | None, url: str | None = None):
@@ -61,31 +62,29 @@ class TrialTimeout(Exception):
 
 
 def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
-                      metric=None, transform="none", deadline=None, abort: bool = True, n_classes: int | None = None):
+                      metric=None, transform="none", deadline=None, abort: bool = True, n_classes: int | None = None,
+                      n_jobs: int = 1):
     """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
     ``report(step, partial_score)`` is called after each fold (pruning). With ``deadline``
     (``time.time()``), fits run under that time limit and :class:`TrialTimeout` is raised
     instead of starting a fold that the mean fold time so far says would end after it (``abort=False``: every
     fold runs, each ending by ``deadline`` with what it has - the time budget's fallback). Multiclass
-    (``n_classes`` K): the OOF predictions are an ``(n, K)`` probability matrix."""
-    cls = get_learner_class(learner_key)
+    (``n_classes`` K): the OOF predictions are an ``(n, K)`` probability matrix. ``n_jobs`` processes fit
+    that many folds at a time (:mod:`uniqsar.tune.folds`; the predictions are the same)."""
     y_fit = target_transform.forward(transform, y)
     oof = np.full((len(y), n_classes) if task == "multiclass" else len(y), np.nan)
     extra = {"n_classes": n_classes} if task == "multiclass" else {}
-    fold_ids = np.unique(folds)
-    t0 = time.time()
-    for step, f in enumerate(fold_ids):
-        if deadline is not None and abort:
-            per_fold = (time.time() - t0) / step if step else 0.0
-            if time.time() + per_fold > deadline:
-                raise TrialTimeout(f"fold {step + 1} of {len(fold_ids)} would end after the deadline "
-                                   f"({per_fold:.0f} s per fold)")
-        test = folds == f
-        model = cls(task, seed=seed, n_threads=n_threads, **extra, **params)
-        with time_limit(deadline):
-            model.fit(X[~test], y_fit[~test])
-        oof[test] = target_transform.inverse(transform, model.predict(X[test]))
-        if report is not None and step < len(fold_ids) - 1:
+    n_folds = len(np.unique(folds))
+
+    def before(step, per_batch):
+        if deadline is not None and abort and time.time() + per_batch > deadline:
+            raise TrialTimeout(f"fold {step + 1} of {n_folds} would end after the deadline "
+                               f"({per_batch:.0f} s per {'fold' if n_jobs <= 1 else 'batch of folds'})")
+
+    for step, test, pred in fold_predictions(learner_key, task, {**extra, **params}, X, y_fit, folds, seed,
+                                             n_threads, deadline, n_jobs, before):
+        oof[test] = target_transform.inverse(transform, pred)
+        if report is not None and step < n_folds - 1:
             done = ~np.isnan(oof.reshape(len(y), -1)).any(axis=1)
             report(step, score(metric, y[done], oof[done]))
     return oof
@@ -112,6 +111,7 @@ class StudySpec:
     hard_deadline: float | None = None  # a running trial ends by then (or is aborted)
     abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
     n_classes: int | None = None  # multiclass: the number of classes (OOF predictions are (n, K))
+    fold_jobs: int = 1  # processes fitting one trial's folds at a time (same predictions as 1)
 
 
 def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
@@ -137,7 +137,7 @@ def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
         try:
             oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
                                     report, spec.metric, spec.transform, spec.hard_deadline, spec.abort,
-                                    spec.n_classes)
+                                    spec.n_classes, spec.fold_jobs)
         except TrialTimeout as e:
             log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
             trial.study.stop()
