@@ -26,7 +26,7 @@ class AutoQSAR:
     def __init__(self, task: str = "auto", preset: str = "default", seed: int = 1, n_jobs: int = 1,
                  time_budget=None, cache_dir=None, learners=(), storage: str | None = None,
                  standardize: str | None = None, metric: str | dict | None = None,
-                 drop_conflicting: bool | None = None):
+                 drop_conflicting: bool | None = None, joint_targets: bool | None = None):
         self.task = task
         self.preset = preset
         self.seed = seed
@@ -38,6 +38,7 @@ class AutoQSAR:
         self.standardize = standardize  # full | canonical; None: the preset's
         self.metric = metric  # name or alias for every target, or {target: name}; None: the task's default
         self.drop_conflicting = drop_conflicting  # None: the preset's ([data] drop_conflicting)
+        self.joint_targets = joint_targets  # True: torch learners fit all targets jointly; None: the preset's
         self.run_: Run | None = None
 
     def fit(self, data, target, smiles_col: str | None = None, out=None, resume: bool = False) -> "AutoQSAR":
@@ -47,7 +48,8 @@ class AutoQSAR:
         opts = FitOptions(targets=targets, smiles_col=smiles_col, task=self.task, preset=self.preset, seed=self.seed,
                           n_jobs=self.n_jobs, time_budget=parse_duration(self.time_budget), cache_dir=self.cache_dir,
                           learners=self.learners, storage=self.storage, resume=resume, standardize=self.standardize,
-                          metric=self.metric or {}, drop_conflicting=self.drop_conflicting)
+                          metric=self.metric or {}, drop_conflicting=self.drop_conflicting,
+                          joint_targets=self.joint_targets)
         self.run_ = Run(fit(data, out, opts), cache_dir=self.cache_dir)
         return self
 

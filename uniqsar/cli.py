@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--metric", help="metric to optimize, any case (default: mae for regression, roc_auc for binary, "
                                     "macro_roc_auc for multiclass; aliases such as AUROC, auc, ROC-AUC, AUPRC, "
                                     "log_loss, accuracy, macro_f1)")
+    f.add_argument("--joint", action="store_true", default=None, dest="joint_targets",
+                   help="with several targets: the torch learners (dmpnn, unimol2, smiles_transformer) fit all "
+                        "regression / binary targets with one network, a loss masked where a label is missing "
+                        "(GBDT / linear stay per target; recipe: [data] joint_targets = true)")
     f.add_argument("--drop-conflicting", action="store_true", default=None,
                    help="leave out molecules whose duplicate rows have conflicting labels (default: merge them, "
                         "mean or majority; recipe: [data] drop_conflicting)")
@@ -97,7 +101,8 @@ def cmd_fit(a) -> int:
                       n_jobs=a.n_jobs, time_budget=parse_duration(a.time_budget), cache_dir=a.cache_dir,
                       use_cache=not a.no_cache, learners=learners, metric=a.metric or {}, storage=a.storage,
                       resume=a.resume, target_transform=a.target_transform, standardize=a.standardize,
-                      drop_conflicting=a.drop_conflicting)  # every option is resolved in pipeline/options.py
+                      drop_conflicting=a.drop_conflicting,
+                      joint_targets=a.joint_targets)  # every option is resolved in pipeline/options.py
     out = fit(a.data, a.out, opts)
     print(info_text(out))
     return 0
@@ -129,6 +134,9 @@ def info_text(path) -> str:
              f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid; "
              f"standardize {m.get('standardize', LEGACY_MODE)}"]
     lines += representation_lines(m.get("representations") or {})
+    if m.get("joint_targets"):
+        lines.append(f"  joint targets {', '.join(m['joint_targets']['targets'])}: "
+                     f"{', '.join(m['joint_targets']['models'])} fitted with one network for all of them")
     board = pd.read_csv(path / "leaderboard.csv")
     for t, tm in m["targets"].items():
         r = metrics[t]

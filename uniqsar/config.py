@@ -47,6 +47,7 @@ class Recipe:
     description: str = ""
     standardize: str = DEFAULT_MODE  # canonical | full (data/standardize.py)
     drop_conflicting: bool = False  # leave out molecules whose duplicate labels conflict (data/targets.py)
+    joint_targets: bool = False  # torch learners fit all regression / binary targets with one network (pipeline/joint.py)
     n_folds: int = 5
     split: str = "scaffold"
     featurizers: tuple[FeaturizerSpec, ...] = ()
@@ -77,7 +78,8 @@ class Recipe:
         return {
             "name": self.name, "description": self.description,
             # drop_conflicting only when set: the dict is part of a run's fingerprint, and older runs must resume
-            "data": {"standardize": self.standardize, **({"drop_conflicting": True} if self.drop_conflicting else {})},
+            "data": {"standardize": self.standardize, **({"drop_conflicting": True} if self.drop_conflicting else {}),
+                     **({"joint_targets": True} if self.joint_targets else {})},
             "cv": {"n_folds": self.n_folds, "split": self.split},
             "featurizers": {f.alias: {"key": f.key, **f.params} for f in self.featurizers},
             "models": [
@@ -95,7 +97,7 @@ class Recipe:
 
 
 SECTION_KEYS = {
-    "data": {"standardize", "drop_conflicting"},
+    "data": {"standardize", "drop_conflicting", "joint_targets"},
     "cv": {"n_folds", "split"},
     "models": {"learner", "features", "n_trials", "params", "name", "search", "max_molecules"},
     "ensemble": {"method", "size", "top_trials", "drop_models"},
@@ -124,6 +126,9 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     drop_conflicting = d.get("data", {}).get("drop_conflicting", Recipe.drop_conflicting)
     if not isinstance(drop_conflicting, bool):
         raise ConfigError(f"recipe {name!r}: data.drop_conflicting must be true or false")
+    joint_targets = d.get("data", {}).get("joint_targets", Recipe.joint_targets)
+    if not isinstance(joint_targets, bool):
+        raise ConfigError(f"recipe {name!r}: data.joint_targets must be true or false")
     cv = d.get("cv", {})
     if cv.get("split", "scaffold") not in {"scaffold", "random"}:
         raise ConfigError(f"recipe {name!r}: cv.split must be scaffold or random, not {cv.get('split')!r}")
@@ -165,7 +170,7 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
-        drop_conflicting=drop_conflicting, n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
+        drop_conflicting=drop_conflicting, joint_targets=joint_targets, n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
         top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models,

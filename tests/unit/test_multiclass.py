@@ -171,3 +171,51 @@ def test_torch_learner_multiclass(key, tmp_path):
     if key == "dmpnn":  # the full-batch D-MPNN learns the tiny set
         assert (p.argmax(axis=1) == Y3).mean() > 0.9
         assert np.isnan(m.predict(np.array(["not a smiles"], dtype=object))).all()
+
+
+# ---- joint targets: one network, a loss masked where a label is missing ----
+
+def test_masked_multitask_loss_ignores_missing_labels():
+    from uniqsar.models.torch_trainer import masked_multitask_loss
+
+    loss = masked_multitask_loss(["regression", "binary"])
+    out = torch.tensor([[1.0, 0.0], [2.0, 3.0]])
+    y = torch.tensor([[0.0, float("nan")], [float("nan"), 1.0]])
+    expected = (1.0 + torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(3.0), torch.tensor(1.0))) / 2
+    assert float(loss(out, y)) == pytest.approx(float(expected))
+    out.requires_grad_(True)
+    loss(out, y).backward()  # no NaN reaches the gradient
+    assert torch.isfinite(out.grad).all() and out.grad[0, 1] == 0 and out.grad[1, 0] == 0
+
+
+@pytest.mark.parametrize("key", sorted(TORCH))
+def test_torch_learner_joint_targets(key, tmp_path):
+    from uniqsar.registry import get_learner_class
+
+    cls = get_learner_class(key)
+    Y = np.column_stack([np.arange(len(SMILES), dtype=float), (Y3 > 0).astype(float)])
+    Y[::3, 0] = np.nan
+    Y[1::3, 1] = np.nan
+    m = cls("multitask", seed=0, target_tasks=["regression", "binary"], **TORCH[key]).fit(SMILES, Y)
+    p = m.predict(SMILES)
+    assert p.shape == (len(SMILES), 2) and np.isfinite(p).all()
+    assert ((p[:, 1] >= 0) & (p[:, 1] <= 1)).all()
+    m.save(tmp_path / "m")
+    loaded = cls.load(tmp_path / "m")
+    assert loaded.target_tasks == ["regression", "binary"]
+    np.testing.assert_allclose(loaded.predict(SMILES), p, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="target_tasks"):
+        cls("multitask", seed=0, target_tasks=["multiclass"])
+
+
+def test_recipe_joint_targets_switch(tmp_path):
+    from uniqsar.config import ConfigError, load_recipe
+    from uniqsar.pipeline.options import resolve_recipe
+
+    assert resolve_recipe("fast").joint_targets is False
+    assert resolve_recipe("fast", joint_targets=True).joint_targets is True
+    assert "joint_targets" not in resolve_recipe("fast").to_dict()["data"]  # older runs' fingerprints hold
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\njoint_targets = "yes"\n[[models]]\nlearner = "dmpnn"\n')
+    with pytest.raises(ConfigError, match="joint_targets must be true or false"):
+        load_recipe(str(bad))

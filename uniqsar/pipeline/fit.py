@@ -22,6 +22,7 @@ from uniqsar.metrics import get_metric
 from uniqsar.models.provenance import recipe_representations
 from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
 from uniqsar.pipeline.budget import plan_budget
+from uniqsar.pipeline.joint import plan_joint
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
@@ -50,6 +51,7 @@ class FitOptions:
     target_transform: str = "auto"  # none | log10p1 | auto (regression only)
     standardize: str | None = None  # full | canonical; None: the recipe's ([data] standardize)
     drop_conflicting: bool | None = None  # None: the recipe's ([data] drop_conflicting)
+    joint_targets: bool | None = None  # None: the recipe's ([data] joint_targets; pipeline/joint.py)
 
 
 def _fingerprint(ds, recipe, options: FitOptions) -> str:
@@ -91,7 +93,8 @@ def fit(data, out, options: FitOptions) -> Path:
     t_start = time.time()
     deadline = t_start + options.time_budget if options.time_budget else None
     out = Path(out)
-    recipe = resolve_recipe(options.preset, options.learners, options.standardize, options.drop_conflicting)
+    recipe = resolve_recipe(options.preset, options.learners, options.standardize, options.drop_conflicting,
+                            options.joint_targets)
     given = resolve_metrics(options.metric, options.targets)
     if options.task != "auto":  # a metric that does not fit the task fails before any data is read
         target_metrics(given, {t: options.task for t in options.targets})
@@ -160,9 +163,16 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
 
     transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}
     folds = {n: target_folds(recipe, d, options.seed) if recipe.n_folds else None for n, d in ds.targets.items()}
+    joint = plan_joint(recipe, ds.targets, options.seed)
+    if joint is not None:  # joint targets share folds of their pooled molecules (pipeline/joint.py)
+        joint.transforms = {n: transforms[n] for n in joint.targets}
+        folds.update({n: joint.target_folds(n) for n in joint.targets})
+        manifest["joint_targets"] = {"targets": joint.targets, "models": [m.id for m in joint.models]}
     write_run_spec(out, recipe, options.seed, ds.targets, folds, manifest, transforms, specs, fingerprint)
 
     _featurize(store, ds.targets, used, deadline, options.time_budget)
+    if joint is not None:
+        _tune_joint(joint, out, recipe, manifest, options, n_jobs, fingerprint, deadline)
     rows, metrics, timings = [], {}, {}
     n_targets = len(ds.targets)
     for i, (name, data_t) in enumerate(ds.targets.items()):
@@ -180,7 +190,7 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
                 log(f"target {name!r}: {m.id} left out ({len(data_t.y)} molecules > its max_molecules {m.max_molecules})")
         ctx = TargetContext(out, recipe_t, manifest["targets"][name]["metric"], options.seed, n_jobs, store,
                             options.storage, tune_deadline, final_deadline, transform, options.resume,
-                            fingerprint)
+                            fingerprint, joint)
         res = fit_target(ctx, data_t, folds[name])
         rows += res["rows"]
         ens = res["ensemble"]
@@ -210,6 +220,24 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         _write_report(out)
     log(f"done in {time.time() - t_start:.1f} s -> {out}")
     return out
+
+
+def _tune_joint(joint, out: Path, recipe, manifest: dict, options: FitOptions, n_jobs: int, run_id: str,
+                deadline: float | None) -> None:
+    """The joint studies, before the per-target ones; under a time budget they get their share of the tuning time
+    (their trials against all trials of the run)."""
+    from uniqsar.pipeline.joint import tune_joint, write_plan_record
+    from uniqsar.tune.study import storage_for
+
+    joint_deadline = None
+    if deadline is not None:
+        n_joint = sum(m.n_trials for m in joint.models)
+        n_all = n_joint + sum(m.n_trials for m in recipe.models if m not in joint.models) * len(manifest["targets"])
+        joint_deadline = time.time() + (deadline - time.time()) * (1 - FINAL_SHARE) * n_joint / max(1, n_all)
+    metrics = {n: manifest["targets"][n]["metric"] for n in joint.targets}
+    tune_joint(joint, out, recipe, metrics, options.seed, n_jobs, storage_for(out, options.storage),
+               run_id if options.storage else "", joint_deadline)
+    write_plan_record(joint, out)
 
 
 def _write_report(out: Path) -> None:

@@ -1,7 +1,7 @@
 """Fit options resolved once, for the CLI and the Python API alike (both go through ``pipeline.fit``).
 
 - the recipe: preset or TOML, ``--learners`` (a learner the preset lacks is taken, with its configuration, from the
-  first preset that has one: ``best`` first), ``--standardize``, ``--drop-conflicting``;
+  first preset that has one: ``best`` first), ``--standardize``, ``--drop-conflicting``, ``--joint``;
 - metrics: names and aliases (``AUROC``, ``auc``, ``ROC-AUC``, ``MAE``...) to their canonical names, checked against
   each target's task before any feature is computed;
 - data the recipe cannot cross-validate (too few examples of a class for its folds).
@@ -59,7 +59,7 @@ def _borrow(recipe: Recipe, learner: str) -> Recipe:
 
 
 def resolve_recipe(preset: str, learners=(), standardize: str | None = None,
-                   drop_conflicting: bool | None = None) -> Recipe:
+                   drop_conflicting: bool | None = None, joint_targets: bool | None = None) -> Recipe:
     """The recipe a fit runs: ``preset`` with ``learners`` (none: all of the recipe's) and the data overrides."""
     from uniqsar.registry import learner_names
 
@@ -79,6 +79,8 @@ def resolve_recipe(preset: str, learners=(), standardize: str | None = None,
         recipe = replace(recipe, standardize=check_mode(standardize))
     if drop_conflicting is not None:
         recipe = replace(recipe, drop_conflicting=bool(drop_conflicting))
+    if joint_targets is not None:
+        recipe = replace(recipe, joint_targets=bool(joint_targets))
     return recipe
 
 

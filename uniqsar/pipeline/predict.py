@@ -35,6 +35,7 @@ class Run:
         self.ensembles = {t: read_json(self.path / m["dir"] / "ensemble.json")
                           for t, m in self.manifest["targets"].items()}
         self._learners: dict[str, list] = {}
+        self._loaded: dict = {}  # (folder, part) -> model: a joint model serves several targets, loaded once
         self._parts = {t: self._verified_parts(t) for t in self.targets}
         verify_weights(self.path, self.manifest, self._store())
         for t in self.targets:
@@ -80,7 +81,10 @@ class Run:
                     try:
                         with warnings.catch_warnings():  # e.g. torch's unpickler notes on a foreign file
                             warnings.simplefilter("ignore")
-                            models.append(cls.load(mdir / part))
+                            key = (str(mdir), part)
+                            if key not in self._loaded:
+                                self._loaded[key] = cls.load(mdir / part)
+                            models.append(self._loaded[key])
                     except Exception as e:  # a damaged file must be one clear line, never a traceback
                         raise RunDirError(f"{self.path}: cannot load the {m['learner']} model in {mdir / part} "
                                           f"({one_line(e)}); restore the run directory from a copy or refit") from None
@@ -105,11 +109,17 @@ class Run:
         multiclass: (n, K) and (n, members, K) class probabilities."""
         store = self._store()
         out = {}
+        shared: dict[str, np.ndarray] = {}  # a joint member's (n, T) predictions, computed once for its targets
         for target in self.targets:
             cols = []
             for member, models in self._members(target):
                 X = store.matrix(member["features"], canonical)
-                raw = np.mean([m.predict(X) for m in models], axis=0)
+                if "output" in member:  # joint targets (pipeline/joint.py): this target's column
+                    if member["path"] not in shared:
+                        shared[member["path"]] = np.mean([m.predict(X) for m in models], axis=0)
+                    raw = shared[member["path"]][:, int(member["output"])]
+                else:
+                    raw = np.mean([m.predict(X) for m in models], axis=0)
                 cols.append(target_transform.inverse(self.ensembles[target].get("transform", "none"), raw))
             M = np.stack(cols, axis=1) if cols else np.zeros((len(canonical), 0))
             weights = np.array([m["weight"] for m, _ in self._members(target)])

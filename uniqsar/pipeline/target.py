@@ -44,6 +44,7 @@ class TargetContext:
     transform: str = "none"  # resolved regression target transform
     resume: bool = False
     run_id: str = ""
+    joint: object | None = None  # pipeline.joint.JointPlan when this target is fitted jointly with others
 
 
 def _study_name(target: str, model_id: str) -> str:
@@ -121,7 +122,10 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         f"{recipe.split} folds (sizes {np.bincount(folds).tolist()}), metric {ctx.metric}")
 
     candidates, rows = [], []
+    joint = ctx.joint if ctx.joint is not None and data.name in ctx.joint.targets else None
     for i, model in enumerate(recipe.models):
+        if joint is not None and model in joint.models:  # tuned once for all joint targets (pipeline/joint.py)
+            continue
         t0 = time.time()
         X = ctx.store.matrix(model.features, data.smiles)
         deadline = hard_deadline = None
@@ -146,6 +150,8 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                          "features": "+".join(model.features), "trial": number, "rank_in_study": rank + 1,
                          "cv_score": value, "n_trials": n_run})
 
+    if joint is not None:
+        candidates, rows = _add_joint_candidates(ctx, data, joint, candidates, rows)
     if not candidates:
         raise RuntimeError(f"target {data.name!r}: no learner finished a trial (time budget too small?)")
     methods = ("greedy", "best", "mean") if recipe.ensemble == "auto" else (recipe.ensemble,)
@@ -163,6 +169,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         weights[pool] = sub
     method, nested, method_scores, ens_cv, without = (stack.method, stack.nested, stack.method_scores, stack.cv,
                                                       stack.without)
+    final_weights, weights = weights, np.array([0.0 if c.get("joint") else w for c, w in zip(candidates, weights)])
     members = []
     kept_c = [(c, w, tdir / "learners" / safe_name(c["id"].replace("#", "_"))) for c, w in zip(candidates, weights)
               if w > 0]
@@ -171,6 +178,8 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         members.append({"id": c["id"], "learner": c["model"].learner, "features": list(c["model"].features),
                         "params": c["params"], "weight": float(w), "cv_score": c["cv"],
                         "path": str(mdir.relative_to(ctx.run_dir)), "files": member_digests(mdir)})
+    weights = final_weights  # joint members: fitted once for all joint targets, then shared
+    members += _joint_members(ctx, data, joint, candidates, weights)
     for r, c, w in zip(rows, candidates, weights):
         r["weight"] = float(w)
         r["ensemble_cv_without_model"] = without.get(c["model"].id, np.nan)
@@ -197,6 +206,29 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                 "classes": data.classes}
     write_json(tdir / "ensemble.json", ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
+
+
+def _add_joint_candidates(ctx: TargetContext, data: TargetData, joint, candidates: list, rows: list):
+    from uniqsar.pipeline.joint import target_candidates
+
+    extra = target_candidates(joint, data.name, ctx.metric)
+    for rank, c in enumerate(extra):
+        log(f"  {c['id']} (joint): CV {ctx.metric} {c['cv']:.4f} on this target")
+        rows.append({"target": data.name, "candidate": c["id"], "learner": c["model"].learner,
+                     "features": "+".join(c["model"].features), "trial": c["trial"], "rank_in_study": rank + 1,
+                     "cv_score": c["cv"], "n_trials": c["model"].n_trials})
+    return candidates + extra, rows
+
+
+def _joint_members(ctx: TargetContext, data: TargetData, joint, candidates: list, weights: np.ndarray) -> list:
+    from uniqsar.pipeline.joint import fit_joint_member, member_entry
+
+    out = []
+    for c, w in zip(candidates, weights):
+        if w > 0 and c.get("joint"):
+            path = fit_joint_member(joint, ctx.run_dir, c, ctx.recipe, ctx.seed, ctx.final_deadline)
+            out.append(member_entry(joint, ctx.run_dir, data.name, c, path, w))
+    return out
 
 
 def _stack(ctx: TargetContext, candidates: list, P: np.ndarray, y: np.ndarray, folds: np.ndarray, methods: tuple,
