@@ -62,9 +62,10 @@ def _matrix(self, aliases, smiles):
 
 
 def _cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None, metric=None,
-                       transform="none", deadline=None, abort=True):
-    """``uniqsar.tune.study.cross_val_predict`` (no deadline: benchmarks run without a budget) that also
-    predicts the valid rows with each fold model; their mean is kept for the trial's OOF file."""
+                       transform="none", deadline=None, abort=True, n_classes=None, n_jobs=1):
+    """``uniqsar.tune.study.cross_val_predict`` (no deadline: benchmarks run without a budget; folds in turn,
+    one process per core) that also predicts the valid rows with each fold model; their mean is kept for the
+    trial's OOF file. Binary and regression tasks only (the design set has no multiclass task)."""
     from uniqsar.metrics import score
 
     _, Xv = _Capture.matrices[id(X)]
@@ -98,7 +99,7 @@ def install_hooks() -> None:
     FeatureStore.matrix = _matrix
     study_mod.cross_val_predict = _cross_val_predict
     study_mod.atomic_save_npy = _save
-    target_mod._fit_final = lambda *a, **k: None  # designs are scored on the valid split, not by refits
+    target_mod._fit_finals = lambda *a, **k: None  # designs are scored on the valid split, not by refits
     target_mod.member_digests = lambda mdir: {}
 
 
