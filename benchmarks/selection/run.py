@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 import uniqsar.pipeline.target as target_mod  # noqa: E402
+import uniqsar.tune.folds as folds_mod  # noqa: E402
 import uniqsar.tune.study as study_mod  # noqa: E402
 from uniqsar.data import transform as target_transform  # noqa: E402
 from uniqsar.data.dataset import standardize_column  # noqa: E402
@@ -46,11 +47,13 @@ class _Capture:
     valid_smiles: list[str] = []
     n_train = 0
     matrices: dict[int, np.ndarray] = {}
-    last_valid: np.ndarray | None = None
+    valid: dict[str, list] = {}  # parameter set -> its fold models' valid predictions (fitted scale)
+    by_oof: dict[int, np.ndarray] = {}  # id(OOF array) -> the trial's valid predictions
 
 
 _orig_matrix = FeatureStore.matrix
 _orig_save = study_mod.atomic_save_npy
+_orig_batch_oof = study_mod.batch_oof
 
 
 def _matrix(self, aliases, smiles):
@@ -61,45 +64,51 @@ def _matrix(self, aliases, smiles):
     return X
 
 
-def _cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None, metric=None,
-                       transform="none", deadline=None, abort=True, n_classes=None, n_jobs=1):
-    """``uniqsar.tune.study.cross_val_predict`` (no deadline: benchmarks run without a budget; folds in turn,
-    one process per core) that also predicts the valid rows with each fold model; their mean is kept for the
-    trial's OOF file. Binary and regression tasks only (the design set has no multiclass task)."""
-    from uniqsar.metrics import score
+def _key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
 
-    _, Xv = _Capture.matrices[id(X)]
+
+def _fit_fold(learner_key, task, params, seed, n_threads, X, y_fit, test, deadline):
+    """``uniqsar.tune.folds.fit_fold`` that also predicts the valid rows with the fold model (kept per
+    parameter set: equal parameters give equal models)."""
     cls = get_learner_class(learner_key)
-    y_fit = target_transform.forward(transform, y)
-    oof = np.full(len(y), np.nan)
-    valid = np.zeros(len(Xv))
-    fold_ids = np.unique(folds)
-    for step, f in enumerate(fold_ids):
-        test = folds == f
-        model = cls(task, seed=seed, n_threads=n_threads, **params)
-        with time_limit(None):
-            model.fit(X[~test], y_fit[~test])
-        oof[test] = target_transform.inverse(transform, model.predict(X[test]))
-        valid += target_transform.inverse(transform, model.predict(Xv)) / len(fold_ids)
-        if report is not None and step < len(fold_ids) - 1:
-            done = ~np.isnan(oof)
-            report(step, score(metric, y[done], oof[done]))
-    _Capture.last_valid = valid
-    return oof
+    model = cls(task, seed=seed, n_threads=n_threads, **params)
+    with time_limit(deadline):
+        model.fit(X[~test], y_fit[~test])
+    _, Xv = _Capture.matrices[id(X)]
+    _Capture.valid.setdefault(_key(params), []).append(model.predict(Xv))
+    return model.predict(X[test])
+
+
+def _batch_oof(learner_key, task, params_list, X, y, folds, seed, n_threads, pool, **kw):
+    """``uniqsar.tune.study.batch_oof`` (folds in this process: one process per core) remembering each
+    complete set's valid predictions (mean over its fold models, original scale) by its OOF array."""
+    assert pool.n_jobs == 1, "the selection benchmark fits folds in this process"
+    _Capture.valid = {}
+    oofs, status, seconds = _orig_batch_oof(learner_key, task, params_list, X, y, folds, seed, n_threads, pool, **kw)
+    extra = {"n_classes": kw["n_classes"]} if task == "multiclass" else {}
+    for oof, st, params in zip(oofs, status, params_list):
+        if st is None:
+            preds = _Capture.valid[_key({**extra, **params})]
+            valid = np.mean([target_transform.inverse(kw.get("transform", "none"), v) for v in preds], axis=0)
+            _Capture.by_oof[id(oof)] = valid
+    return oofs, status, seconds
 
 
 def _save(path, arr):
     _orig_save(path, arr)
-    if _Capture.last_valid is not None:
-        _orig_save(Path(str(path)[:-4] + ".valid.npy"), _Capture.last_valid)
-        _Capture.last_valid = None
+    valid = _Capture.by_oof.pop(id(arr), None)
+    if valid is not None:
+        _orig_save(Path(str(path)[:-4] + ".valid.npy"), valid)
 
 
 def install_hooks() -> None:
     FeatureStore.matrix = _matrix
-    study_mod.cross_val_predict = _cross_val_predict
+    folds_mod.fit_fold = _fit_fold
+    study_mod.batch_oof = _batch_oof
     study_mod.atomic_save_npy = _save
-    target_mod._fit_finals = lambda *a, **k: None  # designs are scored on the valid split, not by refits
+    # designs are scored on the valid split, not by refits: the members' folders stay empty
+    target_mod._fit_finals = lambda ctx, data, todo, folds: [mdir.mkdir(parents=True, exist_ok=True) for _, mdir in todo]
     target_mod.member_digests = lambda mdir: {}
 
 
@@ -189,7 +198,8 @@ def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None) 
     import shutil
 
     shutil.rmtree(run_dir.parent, ignore_errors=True)
-    print(f"[sel {time.strftime('%H:%M:%S')}] {task} seed {seed}: {len(arrays) // 2} trials kept in {seconds:.0f} s",
+    n_kept = sum(k.startswith("oof|") for k in arrays)
+    print(f"[sel {time.strftime('%H:%M:%S')}] {task} seed {seed}: {n_kept} trials kept in {seconds:.0f} s",
           flush=True)
 
 

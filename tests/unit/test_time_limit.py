@@ -79,6 +79,7 @@ def test_aborted_trial_fails_without_oof_and_stops_the_study(slow_learner, tmp_p
     storage = storage_for(tmp_path)
     study = create_study(spec, storage)
     run_trials(spec, storage, X, y, folds)
-    assert [t.state for t in study.trials] == [TrialState.FAIL]  # aborted, and no further trial started
+    # the first batch (TRIAL_BATCH trials) ran its first round of folds, was aborted, and no further batch started
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
     assert not (tmp_path / "trials").exists() or not any((tmp_path / "trials").iterdir())
     assert finished_trials(spec, storage, top=3) == ([], 0)

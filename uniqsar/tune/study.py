@@ -1,14 +1,16 @@
 """Optuna studies: one per (target, model), objective = CV score on out-of-fold predictions.
 
-Trials of a study may run in several processes at once (``n_jobs``) and on several machines:
-they share one Optuna storage (a journal file in the run directory by default). Each finished
-trial writes its OOF predictions atomically to ``trials/<study>/<number>.npy`` so stacking can
-pick from the best trials without refitting.
+A local study asks TPE for :data:`TRIAL_BATCH` trials at a time and fits their folds side by side in
+``fold_jobs`` processes (:mod:`uniqsar.tune.folds`), so its trials do not depend on the number of processes.
+Several machines may also contribute batches to one study through a shared Optuna storage (a journal file in
+the run directory by default). Each finished trial writes its OOF predictions atomically to
+``trials/<study>/<number>.npy`` so stacking can pick from the best trials without refitting.
 
-Time limits: no trial starts after the study's ``deadline``; a running trial must end by its
-``hard_deadline``: learners fit under :func:`uniqsar.util.time_limit`, and a fold the earlier
-folds say cannot finish in time is not started - the trial is aborted and marked FAIL (never a
-candidate, not counted as finished, no OOF file).
+Time limits: no batch starts after the study's ``deadline`` (or when the previous batches say it would end
+after it); a running batch must end by the ``hard_deadline``: learners fit under
+:func:`uniqsar.util.time_limit`, and a round of folds the earlier rounds say cannot finish in time is not
+started - the batch's trials are aborted and marked FAIL (never candidates, not counted as finished, no OOF
+file).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 from uniqsar.data import transform as target_transform
 from uniqsar.metrics import METRICS, score
 from uniqsar.registry import get_learner_class
-from uniqsar.tune.folds import fold_predictions
+from uniqsar.tune.folds import FoldPool, FoldTask
 from uniqsar.util import log
 
 
@@ -57,37 +59,72 @@ def atomic_save_npy(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+#: trials asked from TPE together and fitted side by side: a constant of the search, never derived from
+#: ``--n-jobs``, so that the trials (and the seed's result) are the same for any number of processes
+TRIAL_BATCH = 4
+
+
 class TrialTimeout(Exception):
     """A trial cannot finish its folds by its hard deadline."""
 
 
-def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, report=None,
-                      metric=None, transform="none", deadline=None, abort: bool = True, n_classes: int | None = None,
-                      n_jobs: int = 1):
-    """OOF predictions on the original scale of ``y`` (learners fit ``transform(y)``).
-    ``report(step, partial_score)`` is called after each fold (pruning). With ``deadline``
-    (``time.time()``), fits run under that time limit and :class:`TrialTimeout` is raised
-    instead of starting a fold that the mean fold time so far says would end after it (``abort=False``: every
-    fold runs, each ending by ``deadline`` with what it has - the time budget's fallback). Multiclass
-    (``n_classes`` K): the OOF predictions are an ``(n, K)`` probability matrix. ``n_jobs`` processes fit
-    that many folds at a time (:mod:`uniqsar.tune.folds`; the predictions are the same)."""
+def batch_oof(learner_key, task, params_list, X, y, folds, seed, n_threads, pool: FoldPool, *,
+              transform="none", deadline=None, abort: bool = True, n_classes: int | None = None, after_fold=None,
+              fold_seconds: float = 0.0):
+    """Out-of-fold predictions (original scale of ``y``; multiclass: ``(n, K)`` probabilities) of several
+    parameter sets, fitted fold by fold: round ``k`` fits fold ``k`` of every set still running, side by side
+    in ``pool``. ``after_fold(i, step, oof_i)`` is called after each fold but the last and may return False to
+    drop set ``i`` (pruning). Returns ``(oofs, status, seconds)``: per set, status is None (complete),
+    ``"pruned"`` or the trial error it raised, seconds the sum of its fold fits.
+
+    With ``deadline`` (``time.time()``), fits run under that time limit, and :class:`TrialTimeout` is raised
+    instead of starting fits that the ones so far (``fold_seconds``, the caller's estimate of one fit, before
+    any) say would end after it: a round then runs in chunks of ``pool.n_jobs`` fits, checked before each.
+    ``abort=False``: every fit runs, ending by ``deadline`` with what it has (the time budget's fallback)."""
     y_fit = target_transform.forward(transform, y)
-    oof = np.full((len(y), n_classes) if task == "multiclass" else len(y), np.nan)
     extra = {"n_classes": n_classes} if task == "multiclass" else {}
-    n_folds = len(np.unique(folds))
+    fold_ids = np.unique(folds)
+    oofs = [np.full((len(y), n_classes) if task == "multiclass" else len(y), np.nan) for _ in params_list]
+    status: list = [None] * len(params_list)
+    seconds = [0.0] * len(params_list)
+    checked = deadline is not None and abort
+    chunks, t0 = 0, time.time()
+    for step, f in enumerate(fold_ids):
+        live = [i for i, st in enumerate(status) if st is None]
+        test = folds == f
+        size = pool.n_jobs if checked else max(1, len(live))
+        for start in range(0, len(live), size):
+            if checked:
+                per_chunk = (time.time() - t0) / chunks if chunks else fold_seconds
+                if time.time() + per_chunk > deadline:
+                    raise TrialTimeout(f"fold {step + 1} of {len(fold_ids)} would end after the deadline "
+                                       f"({per_chunk:.0f} s per fold)")
+            part = live[start:start + size]
+            tasks = [FoldTask(learner_key, task, {**extra, **params_list[i]}, seed, n_threads, y_fit, test, deadline)
+                     for i in part]
+            for i, (pred, sec) in zip(part, pool.map(tasks)):
+                seconds[i] += sec
+                if isinstance(pred, BaseException):
+                    status[i] = pred
+                    continue
+                oofs[i][test] = target_transform.inverse(transform, pred)
+            chunks += 1
+        for i in live:
+            if (status[i] is None and after_fold is not None and step < len(fold_ids) - 1
+                    and not after_fold(i, step, oofs[i])):
+                status[i] = "pruned"
+    return oofs, status, seconds
 
-    def before(step, per_batch):
-        if deadline is not None and abort and time.time() + per_batch > deadline:
-            raise TrialTimeout(f"fold {step + 1} of {n_folds} would end after the deadline "
-                               f"({per_batch:.0f} s per {'fold' if n_jobs <= 1 else 'batch of folds'})")
 
-    for step, test, pred in fold_predictions(learner_key, task, {**extra, **params}, X, y_fit, folds, seed,
-                                             n_threads, deadline, n_jobs, before):
-        oof[test] = target_transform.inverse(transform, pred)
-        if report is not None and step < n_folds - 1:
-            done = ~np.isnan(oof.reshape(len(y), -1)).any(axis=1)
-            report(step, score(metric, y[done], oof[done]))
-    return oof
+def cross_val_predict(learner_key, task, params, X, y, folds, seed, n_threads, transform="none", deadline=None,
+                      abort: bool = True, n_classes: int | None = None, n_jobs: int = 1):
+    """OOF predictions of one parameter set (see :func:`batch_oof`); a trial error is raised."""
+    with FoldPool(X, n_jobs) as pool:
+        oofs, status, _ = batch_oof(learner_key, task, [params], X, y, folds, seed, n_threads, pool,
+                                    transform=transform, deadline=deadline, abort=abort, n_classes=n_classes)
+    if isinstance(status[0], BaseException):
+        raise status[0]
+    return oofs[0]
 
 
 @dataclass
@@ -112,49 +149,6 @@ class StudySpec:
     abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
     n_classes: int | None = None  # multiclass: the number of classes (OOF predictions are (n, K))
     fold_jobs: int = 1  # processes fitting one trial's folds at a time (same predictions as 1)
-
-
-def _objective_factory(spec: StudySpec, X, y, folds, worker: int = 0):
-    import optuna
-
-    cls = get_learner_class(spec.learner)
-
-    def objective(trial):
-        if _surplus(trial, spec.n_trials):  # parallel workers started one trial too many: it runs nothing
-            trial.study.stop()
-            return float("nan")  # FAIL: not counted, never a candidate
-        space = cls.search_space(trial, spec.task) if spec.search else {}
-        params = {**space, **spec.fixed_params}
-
-        def report(step, value):
-            if not spec.pruning:
-                return
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        t0 = time.time()
-        try:
-            oof = cross_val_predict(spec.learner, spec.task, params, X, y, folds, spec.seed, spec.n_threads,
-                                    report, spec.metric, spec.transform, spec.hard_deadline, spec.abort,
-                                    spec.n_classes, spec.fold_jobs)
-        except TrialTimeout as e:
-            log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
-            trial.study.stop()
-            return float("nan")  # Optuna marks the trial FAIL
-        value = score(spec.metric, y, oof)
-        if not np.isfinite(value):
-            raise optuna.TrialPruned()  # degenerate predictions (e.g. constant): never a candidate
-        if spec.oof_in_storage:
-            trial.set_user_attr("oof", oof.tolist())
-        else:
-            atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("seconds", time.time() - t0)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
-        return value  # the study's direction follows the metric
-
-    return objective
 
 
 _COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
@@ -208,39 +202,94 @@ def fail_stale_trials(spec: StudySpec, storage) -> int:
 
 
 def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
-    """Contribute trials until the study holds ``spec.n_trials`` finished ones or the deadline."""
+    """Contribute trials until the study holds ``spec.n_trials`` finished ones or the deadline: batches of
+    :data:`TRIAL_BATCH` trials asked from TPE in turn, their folds fitted round by round in ``spec.fold_jobs``
+    processes, told back in trial order (see :mod:`uniqsar.tune.folds`)."""
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=spec.name, storage=storage,
                               sampler=optuna.samplers.TPESampler(seed=spec.seed + 1000 * worker, n_startup_trials=5),
                               pruner=_pruner(spec))
+    cls = get_learner_class(spec.learner)
+    counted = tuple(getattr(TrialState, s) for s in _COUNTED)
     done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    if len(done) >= spec.n_trials:
-        return
-    objective = _objective_factory(spec, X, y, folds, worker)
-    durations: list[float] = [t.user_attrs.get("seconds", 0.0) for t in done if "seconds" in t.user_attrs]
+    durations = [t.user_attrs["seconds"] for t in done if "seconds" in t.user_attrs]
+    walls: list[float] = []  # this process's batches, for the deadline
+    with FoldPool(X, spec.fold_jobs) as pool:
+        while True:
+            k = min(TRIAL_BATCH, spec.n_trials - len(study.get_trials(deepcopy=False, states=counted)))
+            if k <= 0:
+                return
+            if spec.deadline is not None:
+                expected = float(np.median(walls)) if walls else (
+                    float(np.median(durations)) * k / spec.fold_jobs if durations else 0.0)
+                if time.time() + expected > spec.deadline:
+                    return
+            trials, params_list = [], []
+            for _ in range(k):
+                trial = study.ask()
+                if _surplus(trial, spec.n_trials):  # other workers' trials already finish the study
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                space = cls.search_space(trial, spec.task) if spec.search else {}
+                trials.append(trial)
+                params_list.append({**space, **spec.fixed_params})
+            if not trials:
+                return
+            t0 = time.time()
+            try:
+                _run_batch(spec, study, trials, params_list, pool, X, y, folds, worker, durations)
+            except TrialTimeout as e:
+                for trial in trials:
+                    log(f"  {spec.name}: trial {trial.number} aborted after {time.time() - t0:.0f} s: {e}")
+                    study.tell(trial, state=TrialState.FAIL)
+                return
+            except BaseException:
+                for trial in trials:  # a bug or an interrupt: leave no trial RUNNING
+                    if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                        study.tell(trial, state=TrialState.FAIL)
+                raise
+            walls.append(time.time() - t0)
 
-    def after_trial(study, trial):
-        if trial.state == TrialState.COMPLETE and "seconds" in trial.user_attrs:
-            durations.append(trial.user_attrs["seconds"])
-            _log_trial(spec, study, trial)
-        elif trial.state == TrialState.PRUNED:
+
+def _run_batch(spec: StudySpec, study, trials, params_list, pool, X, y, folds, worker, durations) -> None:
+    from optuna.trial import TrialState
+
+    fold_seconds = float(np.median(durations)) / len(np.unique(folds)) if durations else 0.0
+
+    def after_fold(i, step, oof):
+        if not spec.pruning:
+            return True
+        done = ~np.isnan(oof.reshape(len(y), -1)).any(axis=1)
+        trials[i].report(score(spec.metric, y[done], oof[done]), step)
+        return not trials[i].should_prune()
+
+    oofs, status, seconds = batch_oof(spec.learner, spec.task, params_list, X, y, folds, spec.seed,
+                                      spec.n_threads, pool, transform=spec.transform, deadline=spec.hard_deadline,
+                                      abort=spec.abort, n_classes=spec.n_classes, after_fold=after_fold,
+                                      fold_seconds=fold_seconds)
+    for trial, params, oof, st, sec in zip(trials, params_list, oofs, status, seconds):
+        if isinstance(st, BaseException):
+            log(f"  {spec.name}: trial {trial.number} failed ({type(st).__name__}: {st})")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        value = score(spec.metric, y, oof) if st is None else float("nan")
+        if not np.isfinite(value):  # pruned, or degenerate predictions (e.g. constant): never a candidate
+            study.tell(trial, state=TrialState.PRUNED)
             log(f"  {spec.name}: trial {trial.number} pruned")  # counts towards n_trials
-        if spec.deadline is not None:
-            expected = float(np.median(durations)) if durations else 0.0
-            if time.time() + expected > spec.deadline:
-                study.stop()
-
-    if spec.deadline is not None and time.time() >= spec.deadline:
-        return
-    # running trials count too: a worker does not start a trial that others' running ones make unnecessary
-    study.optimize(objective, n_trials=spec.n_trials,
-                   callbacks=[MaxTrialsCallback(spec.n_trials, states=tuple(getattr(TrialState, s) for s in _COUNTED)),
-                              after_trial],
-                   catch=(ValueError, ArithmeticError, RuntimeError))
+            continue
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("seconds", sec)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
+        if spec.oof_in_storage:
+            trial.set_user_attr("oof", oof.tolist())
+        else:
+            atomic_save_npy(Path(spec.trials_dir) / f"{trial.number}.npy", oof)
+        frozen = study.tell(trial, value)
+        durations.append(sec)
+        _log_trial(spec, study, frozen)
 
 
 def _log_trial(spec: StudySpec, study, trial) -> None:
