@@ -110,20 +110,30 @@ def _has_multiclass() -> bool:
     return "multiclass" in TASKS and "multiclass" in get_learner_class("unimol2").tasks
 
 
-@pytest.mark.parametrize("task", [
-    pytest.param("multiclass", marks=pytest.mark.skipif(_has_multiclass(), reason="the pipeline has multiclass")),
-    "multilabel_regression", "multilabel_classification"])
-def test_pending_tasks_say_so(tmp_path, task):
-    """PENDING (issue 20 item 2): these tasks need the pipeline's multiclass task / joint multi-target fit; until they
-    land, MolTrain says so before any work. Replace with end-to-end tests when they do (multiclass: below)."""
-    from uniqsar.compat import CompatError, MolTrain
+@pytest.mark.parametrize("task", ["multilabel_regression", "multilabel_classification"])
+def test_multilabel_is_one_joint_network(tmp_path, task):
+    """multilabel_*: one Uni-Mol2 network fitted on both targets (the pipeline's joint fit), a label missing in a
+    row masked out of the loss; cv_pred and MolPredict give (n, 2)."""
+    from uniqsar.compat import MolPredict, MolTrain
 
     df = _data()
-    df["TARGET_b"] = df["label"]
-    df["TARGET"] = df["label"] if task == "multiclass" else df["TARGET"]
-    cols = "TARGET" if task == "multiclass" else "TARGET,TARGET_b"
-    with pytest.raises(CompatError, match="issue 20 item 2"):
-        MolTrain(task=task, model_name="unimolv2", target_cols=cols, save_path=str(tmp_path / "m")).fit(df)
+    if task == "multilabel_classification":
+        df["TARGET"], df["TARGET_b"] = df["label"], [int(s.startswith("C")) for s in SMILES]
+    else:
+        df["TARGET_b"] = df["TARGET"] * 0.5 + df["label"]
+    df.loc[3, "TARGET_b"] = np.nan  # a missing label: masked, the row still trains TARGET
+    save = tmp_path / "ml"
+    clf = MolTrain(task=task, epochs=1, batch_size=8, kfold=2, split="random", target_cols="TARGET,TARGET_b",
+                   save_path=str(save), model_name="unimolv2", model_size="84m", use_cuda=False)
+    clf.fit(df[["SMILES", "TARGET", "TARGET_b"]])
+    manifest = json.loads((save / "manifest.json").read_text())
+    assert manifest["joint_targets"]["targets"] == ["TARGET", "TARGET_b"]
+    assert clf.cv_pred.shape == (len(df), 2) and np.isfinite(clf.cv_pred[:, 0]).all()
+    assert list((save / "joint").iterdir())  # the joint network, fitted once for both targets
+    p = MolPredict(load_model=str(save)).predict(SMILES[:5])
+    assert p.shape == (5, 2) and np.isfinite(p).all()
+    if task == "multilabel_classification":
+        assert ((p >= 0) & (p <= 1)).all()
 
 
 def test_regression_fit_predict_and_freeze_layers(tmp_path, _env):

@@ -116,8 +116,6 @@ class MolTrain:
             raise CompatError(f"{OWNER}: task {task!r} takes one target column, found {len(cols)} ({cols}); use "
                               f"task='multilabel_{'regression' if task == 'regression' else 'classification'}' for "
                               "several")
-        if task in MULTILABEL:
-            _joint_or_pending(task)
         if task == "multiclass":
             _multiclass_or_pending()
             self._multiclass_cnt = _class_count(df[cols[0]])
@@ -128,7 +126,9 @@ class MolTrain:
         _clear_previous(out)
         opts = FitOptions(targets=tuple(cols), smiles_col=c["smiles_col"], task=PIPELINE_TASK[task],
                           preset=str(recipe_path), seed=self.seed, metric=self._pipeline_metric(cols),
-                          target_transform={"auto": "auto", "log1p": "log10p1"}.get(c["target_normalize"], "none"))
+                          target_transform={"auto": "auto", "log1p": "log10p1"}.get(c["target_normalize"], "none"),
+                          # multilabel: one network for all targets, its loss masked where a label is missing
+                          joint_targets=task in MULTILABEL)
         try:
             run_dir = pipeline_fit(df, out, opts)
         finally:
@@ -242,12 +242,6 @@ class MolTrain:
             for k, label in enumerate(classes):
                 P[r, int(float(label))] = probs[row_of[s], k]
         return P, pd.to_numeric(df[t], errors="coerce").to_numpy(float)
-
-
-def _joint_or_pending(task: str) -> None:
-    raise CompatError(f"{OWNER}: task {task!r} needs the pipeline's joint multi-target fit (one network, a loss "
-                      "masked where a label is missing; issue 20 item 2), which this uniqsar version does not have "
-                      "yet. Until then fit each target with task='regression' / 'classification'")
 
 
 def _multiclass_or_pending() -> None:

@@ -192,6 +192,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     for name, values in columns.items():
         oof_columns.put(oof, name, values)
     oof = oof.copy()  # one block (many columns were added)
+    tdir.mkdir(parents=True, exist_ok=True)  # no folder yet when every member is a joint one
     oof.to_csv(tdir / "oof.csv", index=False)
     ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": method,
                 "method_nested_scores": method_scores,
