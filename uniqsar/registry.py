@@ -1,15 +1,73 @@
 """Explicit registries. Their keys are the recipe vocabulary and what the CLI lists.
 
-The tables below name every built-in entry and the module that defines it, so that listing
-choices costs no import and using one imports only its module (torch stays unloaded for a
-GBDT-only run). Classes register themselves with the decorators when their module is imported;
-plug-ins may register more keys the same way.
+One table per plug-in kind. A built-in entry is one line below: its key and the module that defines it, so
+listing choices costs no import and using one imports only its module (torch stays unloaded for a GBDT-only
+run). The module's class registers itself with the decorator when imported; the decorator refuses a built-in
+key registered from any other module, so the line and the class cannot drift apart
+(``tests/unit/test_registry.py`` resolves every line). Plug-ins may register keys that are not listed here the
+same way; processes that start fresh (``uniqsar predict``, workers) know those only once their module is imported.
 """
 from __future__ import annotations
 
 import importlib
+from collections.abc import MutableMapping
 
-FEATURIZER_MODULES: dict[str, str] = {
+
+class Registry(MutableMapping):
+    """key -> class. Built-in keys are declared with their module and imported on first use."""
+
+    def __init__(self, kind: str, modules: dict[str, str]) -> None:
+        self.kind = kind
+        self.modules = dict(modules)  # built-in key -> the module that registers it
+        self._classes: dict[str, type] = {}
+
+    # -- registration ----------------------------------------------------------------------------
+    def register(self, cls):
+        """Class decorator: ``@register_featurizer`` / ``@register_learner``."""
+        key = cls.key
+        declared = self.modules.get(key)
+        if declared is not None and declared != cls.__module__:
+            raise ValueError(f"{self.kind} {key!r} is declared in uniqsar/registry.py as defined by {declared}, "
+                             f"but {cls.__module__}.{cls.__name__} registers it")
+        if key in self._classes and self._classes[key] is not cls:
+            raise ValueError(f"{self.kind} {key!r} is registered twice ({self._classes[key]} and {cls})")
+        self._classes[key] = cls
+        return cls
+
+    # -- mapping -----------------------------------------------------------------------------------
+    def __getitem__(self, key: str) -> type:
+        if key not in self._classes and key in self.modules:
+            importlib.import_module(self.modules[key])
+            if key not in self._classes:
+                raise KeyError(f"{self.kind} {key!r}: module {self.modules[key]} does not register it")
+        if key not in self._classes:
+            raise KeyError(f"unknown {self.kind} {key!r}; known: {', '.join(self.names())}")
+        return self._classes[key]
+
+    def __setitem__(self, key: str, cls: type) -> None:  # plug-ins and tests
+        self._classes[key] = cls
+
+    def __delitem__(self, key: str) -> None:
+        del self._classes[key]
+
+    def __contains__(self, key) -> bool:  # no import
+        return key in self.modules or key in self._classes
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def names(self) -> list[str]:
+        return sorted(set(self.modules) | set(self._classes))
+
+    def load_all(self) -> None:
+        for module in sorted(set(self.modules.values())):
+            importlib.import_module(module)
+
+
+FEATURIZERS = Registry("featurizer", {
     "morgan_count": "uniqsar.featurize.fingerprints",
     "avalon_count": "uniqsar.featurize.fingerprints",
     "erg": "uniqsar.featurize.fingerprints",
@@ -19,54 +77,30 @@ FEATURIZER_MODULES: dict[str, str] = {
     "smiles_transformer": "uniqsar.models.smiles.featurizer",
     "dmpnn_emb": "uniqsar.models.dmpnn.featurizer",
     "minimol": "uniqsar.models.minimol",  # optional extra uniqsar[minimol]
-}
-LEARNER_MODULES: dict[str, str] = {
+})
+LEARNERS = Registry("learner", {
     "lightgbm": "uniqsar.models.gbdt",
     "catboost": "uniqsar.models.gbdt",
     "linear": "uniqsar.models.linear",
-    "dmpnn": "uniqsar.models.dmpnn",
+    "dmpnn": "uniqsar.models.dmpnn.learner",
     "unimol2": "uniqsar.models.unimol2.learner",
     "smiles_transformer": "uniqsar.models.smiles.learner",
-}
+})
 
-FEATURIZERS: dict[str, type] = {}
-LEARNERS: dict[str, type] = {}
-
-
-def _register(table: dict[str, type], kind: str):
-    def decorator(cls):
-        key = cls.key
-        if key in table and table[key] is not cls:
-            raise ValueError(f"{kind} {key!r} is registered twice ({table[key]} and {cls})")
-        table[key] = cls
-        return cls
-
-    return decorator
-
-
-register_featurizer = _register(FEATURIZERS, "featurizer")
-register_learner = _register(LEARNERS, "learner")
+register_featurizer = FEATURIZERS.register
+register_learner = LEARNERS.register
 
 
 def featurizer_names() -> list[str]:
-    return sorted(set(FEATURIZER_MODULES) | set(FEATURIZERS))
+    return FEATURIZERS.names()
 
 
 def learner_names() -> list[str]:
-    return sorted(set(LEARNER_MODULES) | set(LEARNERS))
-
-
-def _lookup(key: str, table: dict, modules: dict, kind: str) -> type:
-    if key not in table and key in modules:
-        importlib.import_module(modules[key])
-    if key not in table:
-        names = featurizer_names() if kind == "featurizer" else learner_names()
-        raise KeyError(f"unknown {kind} {key!r}; known: {', '.join(names)}")
-    return table[key]
+    return LEARNERS.names()
 
 
 def get_featurizer_class(key: str) -> type:
-    return _lookup(key, FEATURIZERS, FEATURIZER_MODULES, "featurizer")
+    return FEATURIZERS[key]
 
 
 def get_featurizer(key: str, **params):
@@ -74,10 +108,10 @@ def get_featurizer(key: str, **params):
 
 
 def get_learner_class(key: str) -> type:
-    return _lookup(key, LEARNERS, LEARNER_MODULES, "learner")
+    return LEARNERS[key]
 
 
 def load_all() -> None:
     """Import every built-in entry (for conformance tests and full listings)."""
-    for module in sorted(set(FEATURIZER_MODULES.values()) | set(LEARNER_MODULES.values())):
-        importlib.import_module(module)
+    FEATURIZERS.load_all()
+    LEARNERS.load_all()
