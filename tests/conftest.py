@@ -26,9 +26,10 @@ class SlowLearner(Learner):
     """A learner that ignores time limits: each fit sleeps ``seconds``, then predicts the mean."""
 
     key = "slow_test"
+    fixed_defaults = {"seconds": 0.4}
 
     def fit(self, X, y, X_valid=None, y_valid=None):
-        time.sleep(self.params.get("seconds", 0.4))
+        time.sleep(self._param("seconds"))
         self.mean_ = float(np.mean(y))
         return self
 

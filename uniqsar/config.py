@@ -152,8 +152,13 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
         for f in features:
             if f not in aliases and f not in featurizer_names():
                 raise ConfigError(f"recipe {name!r}: model {m['learner']} uses unknown features {f!r}")
-        if get_learner_class(m["learner"]).input == "features" and not features:
+        cls = get_learner_class(m["learner"])
+        if cls.input == "features" and not features:
             raise ConfigError(f"recipe {name!r}: learner {m['learner']!r} needs a features list")
+        try:
+            cls(cls.tasks[0], **dict(m.get("params", {})))  # validates the params now, not mid-run
+        except ValueError as exc:
+            raise ConfigError(f"recipe {name!r}, model {m.get('name') or m['learner']!r}: {exc}") from None
         cap = m.get("max_molecules")
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ConfigError(f"recipe {name!r}: model {m['learner']}: max_molecules must be a positive integer")

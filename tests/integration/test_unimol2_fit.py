@@ -53,10 +53,10 @@ def test_fit_with_unimol2(tmp_path, monkeypatch):
     assert {"lightgbm", "unimol2"} <= set(board["learner"])
     assert np.isfinite(board.loc[board["learner"] == "unimol2", "cv_score"]).all()
     manifest = json.loads((out / "manifest.json").read_text())
-    ids = manifest["unimol2_weights"]
-    assert ids["featurizer:um"]["kind"] == "random" and ids["learner:unimol2__smiles"]["config"]["layers"] == 2
-    reps = manifest["representations"]  # random inits: no pretraining data, TDC-clean
+    reps = manifest["representations"]  # the weights of every representation; random inits: TDC-clean
     assert set(reps) == {"featurizer:um", "learner:unimol2__smiles"}
+    assert reps["featurizer:um"]["kind"] == "random" and reps["learner:unimol2__smiles"]["config"]["layers"] == 2
+    assert not [k for k in manifest if k.endswith("_weights")]  # one place, not one entry per model
     assert all(r["provenance"]["tdc_admet_test_excluded"] is True for r in reps.values())
     pred = load_run(out).predict(list(df["Drug"][:5]) + ["not_a_smiles"])
     assert np.isfinite(pred[:5]).all() and np.isnan(pred[5])

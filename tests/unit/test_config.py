@@ -260,3 +260,10 @@ def test_max_molecules_leaves_a_capped_model_out_of_larger_targets():
     assert len(only.for_size(10_000).models) == 1  # never an empty recipe
     with pytest.raises(ConfigError, match="max_molecules"):
         recipe_from_dict({**d, "models": [{"learner": "linear", "features": ["ecfp"], "max_molecules": 0}]})
+
+
+def test_misspelt_learner_param_is_an_error_naming_the_known_ones():
+    d = {"featurizers": {"ecfp": {"key": "morgan_count"}},
+         "models": [{"learner": "lightgbm", "features": ["ecfp"], "params": {"n_estimator": 10}}]}
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['n_estimator'\]; known: .*'n_estimators'"):
+        recipe_from_dict(d)

@@ -19,7 +19,6 @@ SMILES = [
     "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "C1CCC2(CC1)OCCO2", "FC(F)(F)c1ccc(cc1)S(=O)(=O)N",
 ]
 INVALID = "not_a_smiles"
-HEAVY_PREFIXES = ("unimol2", "smiles")  # neural featurizers that need torch weights
 
 
 def _keys():
@@ -29,21 +28,21 @@ def _keys():
 
 
 def _make(key):
+    """The class in its tiny test configuration (``test_params``); skipped where its optional package is missing."""
     cls = FEATURIZERS[key]
-    needs = getattr(cls, "requires_package", None)  # an optional extra's featurizer: runs where it is installed
-    if needs and importlib.util.find_spec(needs) is None:
-        pytest.skip(f"{key}: optional package {needs} is not installed")
-    if getattr(cls, "test_params", None) is not None:  # a tiny configuration the class declares for tests
-        return cls(**cls.test_params)
-    if key.startswith(HEAVY_PREFIXES) and (
-        getattr(cls, "needs_weights", False) or getattr(cls, "weights", None) or "featurize_mol" not in vars(cls)
-    ):
-        pytest.skip(f"{key}: needs pretrained torch weights; covered by its own tests")
-    return cls()
+    if cls.requires_package and importlib.util.find_spec(cls.requires_package) is None:
+        pytest.skip(f"{key}: optional package {cls.requires_package} is not installed")
+    return cls(**cls.test_params)
 
 
 def _same(a, b):
     np.testing.assert_array_equal(a, b)  # NaN == NaN here, exact otherwise
+
+
+def _same_rows(a, b):
+    """The same molecules computed in other batches: equal up to float32 round-off (batched matrix products of
+    neural featurizers change with the batch's padded length), NaN where NaN."""
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
 def test_registry_contains_builtins():
@@ -72,8 +71,8 @@ class TestConformance:
         X2 = _make(key).compute(SMILES)
         _same(X1, X2)
         # a molecule's row does not depend on what it is batched with
-        _same(f.compute(SMILES[3:5]), X1[3:5])
-        _same(f.compute(list(reversed(SMILES))), X1[::-1])
+        _same_rows(f.compute(SMILES[3:5]), X1[3:5])
+        _same_rows(f.compute(list(reversed(SMILES))), X1[::-1])
 
     def test_invalid_row_is_nan_not_dropped(self, key):
         f = _make(key)
@@ -82,7 +81,7 @@ class TestConformance:
         ref = f.compute(SMILES[:5])
         assert X.shape == (6, ref.shape[1])
         assert np.isnan(X[3]).all()
-        _same(np.delete(X, 3, axis=0), ref)
+        _same_rows(np.delete(X, 3, axis=0), ref)
 
     def test_parallel_equals_serial(self, key):
         f = _make(key)
@@ -90,14 +89,14 @@ class TestConformance:
         smiles = SMILES + [INVALID] * 6 + SMILES[:4]  # one chunk is entirely invalid
         serial = f.compute(smiles, n_jobs=1)
         parallel = f.compute(smiles, n_jobs=2)
-        _same(serial, parallel)
+        _same_rows(serial, parallel)
         assert np.isnan(serial[len(SMILES):len(SMILES) + 6]).all()
         assert serial.shape[1] == f.compute(SMILES[:1]).shape[1]
 
     def test_cache_id_changes_with_params_and_version(self, key):
         f = _make(key)
         cls = type(f)
-        base = dict(getattr(cls, "test_params", None) or {})
+        base = dict(cls.test_params)
         assert f.cache_id == cls(**base).cache_id
         assert f.cache_id.startswith(f"{key}-v{cls.version}-")
         bumped = type(cls.__name__ + "Bumped", (cls,), {"version": str(cls.version) + ".1"})(**base)
@@ -109,7 +108,7 @@ class TestConformance:
                 other = default * 2 + 1
             else:
                 continue
-            if name in getattr(cls, "_not_identity", ()):
+            if name in cls._not_identity:
                 continue  # declared not to change the output (batch size, device)
             assert cls(**{**base, name: other}).cache_id != f.cache_id, name
         # passing the default explicitly is the same featurizer

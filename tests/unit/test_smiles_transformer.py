@@ -437,7 +437,7 @@ def test_featurizer_augmentation_average():
 
 def test_run_manifest_records_weights_identity(tmp_path, tiny_checkpoint):
     from uniqsar.config import load_recipe
-    from uniqsar.pipeline.fit import PRETRAINED_MODULES
+    from uniqsar.models.provenance import recipe_representations
 
     recipe_path = tmp_path / "r.toml"
     recipe_path.write_text(f'''name = "t"
@@ -449,8 +449,7 @@ params = {{ weights = "random", arch = {{ d_model = 32, n_layers = 1 }} }}
 ''')
     recipe = load_recipe(str(recipe_path))
     specs = {f.alias: {"key": f.key, "params": f.params} for f in recipe.featurizers}
-    assert PRETRAINED_MODULES["smiles_transformer"] == pretrained.__name__
-    ids = pretrained.recipe_identities(recipe, specs, seed=3)
+    ids = recipe_representations(recipe, specs, seed=3)
     assert ids["featurizer:st"]["kind"] == "file"
     assert ids["featurizer:st"]["sha256"] == pretrained.file_sha256(tiny_checkpoint)
     learner = ids[f"learner:{recipe.models[0].id}"]

@@ -32,11 +32,8 @@ def member_parts(files: dict[str, str]) -> list[str]:
 
 def featurizer_weights_sha256(featurizer) -> str | None:
     """sha256 of the weights file a featurizer embeds with (None: it has no weights file)."""
-    identity = getattr(featurizer, "weights_identity", None)
-    if identity is None:
-        return None
-    ident = identity()
-    return ident.get("sha256") if ident.get("kind") == "file" else None
+    ident = featurizer.weights_identity()
+    return ident.get("sha256") if ident and ident.get("kind") == "file" else None
 
 
 _REFIT = "restore the run directory from a copy or refit"

@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +38,13 @@ class Learner:
     tasks: ClassVar[tuple[str, ...]] = TASKS
     defaults: ClassVar[dict[str, Any]] = {}  # tuned parameters (the search space's keys) and their defaults
     fixed_defaults: ClassVar[dict[str, Any]] = {}  # parameters that are not tuned, and their defaults
-    strict_params: ClassVar[bool] = False  # True: any parameter outside the two dicts above is an error
+    strict_params: ClassVar[bool] = True  # any parameter outside the two dicts above is an error
+    #: the conformance tests build the learner with these parameters (a tiny, fast configuration)
+    test_params: ClassVar[dict[str, Any]] = {}
+    #: True: the learner starts from weights with an identity (``weights_identity``), recorded in the run manifest
+    needs_weights: ClassVar[bool] = False
+    #: an optional package imported inside the methods; the conformance tests skip the learner where it is missing
+    requires_package: ClassVar[str | None] = None
 
     def __init__(self, task: str, seed: int = 0, n_threads: int = 1, n_classes: int | None = None,
                  target_tasks=None, **params: Any) -> None:
@@ -50,7 +57,8 @@ class Learner:
         if self.strict_params:
             unknown = set(params) - set(self.defaults) - set(self.fixed_defaults)
             if unknown:
-                raise ValueError(f"learner {self.key!r} got unknown parameter(s) {sorted(unknown)}")
+                raise ValueError(f"learner {self.key!r} got unknown parameter(s) {sorted(unknown)}; known: "
+                                 f"{sorted(set(self.defaults) | set(self.fixed_defaults))}")
         self.task = task
         self.seed = int(seed)
         self.n_threads = int(n_threads)
@@ -65,6 +73,11 @@ class Learner:
     @staticmethod
     def search_space(trial, task: str) -> dict[str, Any]:
         return {}
+
+    def weights_identity(self) -> dict | None:
+        """JSON identity of the weights the learner starts from (``kind``, ``name``, ``sha256`` of a file,
+        ``provenance``; see ``uniqsar/models/provenance.py``). None: no pretrained weights."""
+        return None
 
     def fit(self, X, y, X_valid=None, y_valid=None) -> "Learner":  # pragma: no cover
         raise NotImplementedError
@@ -118,6 +131,27 @@ class Learner:
                   target_tasks=meta.get("target_tasks"), **meta["params"])
         obj._load_state(path)
         return obj
+
+
+class PretrainedLearner(Learner):
+    """A learner that fine-tunes neural weights chosen by the parameters ``weights`` and ``arch`` (random inits are
+    seeded with the learner's seed), resolved by ``pretrained_module``: ``identity(weights, seed, arch)``."""
+
+    input = "smiles"
+    needs_weights = True
+    pretrained_module: ClassVar[str] = ""
+
+    def pretrained(self):
+        return importlib.import_module(self.pretrained_module)
+
+    def weights_identity(self) -> dict:
+        return self.pretrained().identity(self._param("weights"), self.seed, self._param("arch"))
+
+    def init_weights_record(self) -> dict:
+        """``weights_identity()`` for the saved model's JSON; a failure is recorded, never raised."""
+        from uniqsar.models.weights_identity import safe_identity
+
+        return safe_identity(self.pretrained().identity, self._param("weights"), self.seed, self._param("arch"))
 
 
 def _json_default(o):

@@ -30,6 +30,7 @@ class LightGBM(Learner):
         "feature_fraction": 0.3, "bagging_fraction": 0.8, "lambda_l2": 1.0, "lambda_l1": 1e-3,
         "objective": None,
     }
+    test_params = {"n_estimators": 80, "learning_rate": 0.1, "min_child_samples": 5, "feature_fraction": 0.8}
 
     @staticmethod
     def search_space(trial, task):
@@ -100,7 +101,11 @@ class CatBoost(Learner):
     """CatBoost; with no params it is MapLight's setting (defaults + ``random_strength=2``)."""
 
     key = "catboost"
-    defaults = {"iterations": 1000, "random_strength": 2.0, "regression_loss": "RMSE"}
+    # the search space's keys; None: CatBoost's own default (learning rate chosen from the data size)
+    defaults = {"iterations": 1000, "learning_rate": None, "depth": None, "l2_leaf_reg": None,
+                "random_strength": 2.0, "rsm": None}
+    fixed_defaults = {"regression_loss": "RMSE"}
+    test_params = {"iterations": 40}
 
     @staticmethod
     def search_space(trial, task):
@@ -116,9 +121,9 @@ class CatBoost(Learner):
     def _model(self):
         import catboost as cb
 
-        p = {**self.defaults, **self.params}
-        loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(self.task, p["regression_loss"])
-        p.pop("regression_loss")
+        p = {k: v for k, v in {**self.defaults, **self.params}.items() if v is not None}
+        loss = {"binary": "Logloss", "multiclass": "MultiClass"}.get(self.task, self._param("regression_loss"))
+        p.pop("regression_loss", None)
         common = dict(p, loss_function=loss, random_seed=self.seed, thread_count=self.n_threads,
                       verbose=0, allow_writing_files=False)
         return cb.CatBoostClassifier(**common) if self.task != "regression" else cb.CatBoostRegressor(**common)

@@ -145,19 +145,21 @@ def used_specs(recipe) -> dict:
 
 
 def recipe_representations(recipe, specs: dict, seed: int) -> dict:
-    """{"featurizer:<alias>" | "learner:<id>": {"key", "weights", "sha256", "provenance"}} for every featurizer
-    or learner of a recipe that has weights (a ``weights_identity`` method). Never raises: a representation
-    whose weights cannot be resolved is recorded with unknown provenance."""
+    """{"featurizer:<alias>" | "learner:<id>": {"key", "weights", "kind", "sha256", "seed", "config", "provenance"}}
+    for every featurizer or learner of a recipe whose class has weights (``needs_weights``; its
+    ``weights_identity()``). Learners initialise random weights with the run seed, featurizers with their own
+    ``seed`` parameter. This is the one place a run records which weights it used (the manifest's
+    ``representations``). Never raises: weights that cannot be resolved are recorded with unknown provenance."""
     from uniqsar.registry import get_featurizer_class, get_learner_class
 
     out = {}
     for alias, spec in specs.items():
         cls = get_featurizer_class(spec["key"])
-        if hasattr(cls, "weights_identity"):
+        if cls.needs_weights:
             out[f"featurizer:{alias}"] = _entry(spec["key"], lambda: cls(**spec.get("params", {})).weights_identity())
     for m in recipe.models:
         cls = get_learner_class(m.learner)
-        if hasattr(cls, "weights_identity"):
+        if cls.needs_weights:
             out[f"learner:{m.id}"] = _entry(m.learner,
                                             lambda: cls(cls.tasks[0], seed=seed, **m.params).weights_identity())
     return out
@@ -165,11 +167,14 @@ def recipe_representations(recipe, specs: dict, seed: int) -> dict:
 
 def _entry(key: str, get_identity) -> dict:
     try:
-        ident = get_identity()
+        ident = get_identity() or {"kind": "error", "error": "weights_identity() returned nothing"}
     except Exception as e:  # noqa: BLE001 - a manifest / guard entry never raises
         ident = {"kind": "error", "error": f"{type(e).__name__}: {e}"}
-    return {"key": key, "weights": ident.get("name", ident.get("kind")), "kind": ident.get("kind"),
-            "sha256": ident.get("sha256"), "provenance": identity_provenance(ident)}
+    entry = {"key": key, "weights": ident.get("name", ident.get("kind")), "kind": ident.get("kind"),
+             "sha256": ident.get("sha256")}
+    entry.update({k: ident[k] for k in ("seed", "config", "error") if k in ident})
+    entry["provenance"] = identity_provenance(ident)
+    return entry
 
 
 def representation_lines(representations: dict) -> list[str]:

@@ -1,5 +1,6 @@
-"""Helpers shared by the pretrained-weights modules (`unimol2.pretrained`, `smiles.pretrained`): file
-hashing for weights identities, and the per-recipe identity table written into every run manifest."""
+"""Helpers shared by the pretrained-weights modules (`unimol2.pretrained`, `smiles.pretrained`, `dmpnn.pretrained`):
+file hashing for weights identities, and an identity that never raises (a saved learner's record of its start).
+What a run's manifest records is `models/provenance.recipe_representations`."""
 from __future__ import annotations
 
 import hashlib
@@ -29,19 +30,3 @@ def safe_identity(identity: Callable[..., dict], weights, seed: int, arch: dict 
         return identity(weights, seed, arch)
     except Exception as e:
         return {"kind": "error", "weights": str(weights), "error": f"{type(e).__name__}: {e}"}
-
-
-def recipe_identities(key: str, identity: Callable[..., dict], recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every featurizer alias and learner named `key` in a recipe. Learners initialise
-    random weights with the run seed; featurizers with their own `seed` param (default 0)."""
-    out = {}
-    for alias, spec in specs.items():
-        if spec["key"] == key:
-            p = spec.get("params", {})
-            out[f"featurizer:{alias}"] = safe_identity(identity, p.get("weights", "default"), int(p.get("seed", 0)),
-                                                       p.get("arch"))
-    for m in recipe.models:
-        if m.learner == key:
-            p = m.params
-            out[f"learner:{m.id}"] = safe_identity(identity, p.get("weights", "default"), int(seed), p.get("arch"))
-    return out

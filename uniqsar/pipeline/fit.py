@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -65,11 +64,6 @@ def _fingerprint(ds, recipe, options: FitOptions) -> str:
     h.update(json.dumps([recipe.to_dict(), options.seed, options.metric, options.target_transform],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-#: learner / featurizer key -> module whose `recipe_identities` records the weights in the manifest
-PRETRAINED_MODULES = {"unimol2": "uniqsar.models.unimol2.pretrained",
-                      "smiles_transformer": "uniqsar.models.smiles.pretrained"}
 
 
 def _featurize(store: FeatureStore, targets: dict, aliases: list[str], deadline, budget) -> None:
@@ -153,10 +147,7 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         "targets": {n: {"task": d.task, "metric": target_metric[n],
                         "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
     }
-    for key, module in PRETRAINED_MODULES.items():  # weights identity (sha256) of every pretrained model used
-        if any(m.learner == key for m in recipe.models) or any(v["key"] == key for v in specs.values()):
-            manifest[f"{key}_weights"] = importlib.import_module(module).recipe_identities(recipe, specs, options.seed)
-    representations = recipe_representations(recipe, specs, options.seed)  # pretraining provenance of each
+    representations = recipe_representations(recipe, specs, options.seed)  # weights identity + provenance of each
     if representations:
         manifest["representations"] = representations
     write_json(out / "manifest.json", manifest)

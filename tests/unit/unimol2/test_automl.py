@@ -10,7 +10,6 @@ import pytest
 import torch
 from rdkit import Chem
 
-from uniqsar.featurize.cache import FeatureCache
 from uniqsar.models.unimol2 import pretrained
 from uniqsar.models.unimol2.conformer_cache import ConformerCache
 from uniqsar.models.unimol2.features import featurize
@@ -83,21 +82,6 @@ def test_conformer_cache_matches_direct_features_and_hits(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ featurizer
-
-
-def test_featurizer_conformance(tmp_path):
-    f = get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean")
-    X = f.compute(SMILES)
-    assert X.dtype == np.float32 and X.shape == (len(SMILES), 64) and f.dim() == 64
-    assert np.isnan(X[2]).all() and not np.isnan(np.delete(X, 2, axis=0)).any()
-    np.testing.assert_array_equal(X, get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean").compute(SMILES))
-    cache = FeatureCache(tmp_path)
-    Y = cache.get(f, SMILES)
-    assert cache.last_misses == len(SMILES)
-    Z = cache.get(get_featurizer("unimol2", weights="random", arch=TINY, pooling="cls+mean"), SMILES)
-    assert cache.last_hits == len(SMILES) and cache.last_misses == 0
-    np.testing.assert_array_equal(Y, Z)
-    np.testing.assert_array_equal(X, Z)
 
 
 def test_cache_id_follows_the_weights(tmp_path):
@@ -207,8 +191,10 @@ def test_recipe_identities_for_the_manifest():
         "featurizers": {"um": {"key": "unimol2", "weights": "random", "arch": TINY, "seed": 2}},
         "models": [{"learner": "lightgbm", "features": ["um"]}, {"learner": "unimol2", "params": {"weights": "random", "arch": TINY}}],
     })
+    from uniqsar.models.provenance import recipe_representations
+
     specs = {"um": {"key": "unimol2", "params": recipe.featurizer("um").params}}
-    ids = pretrained.recipe_identities(recipe, specs, seed=7)
+    ids = recipe_representations(recipe, specs, seed=7)
     assert ids["featurizer:um"]["seed"] == 2 and ids["learner:unimol2__smiles"]["seed"] == 7
 
 

@@ -9,20 +9,18 @@ random init).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Sequence
 
 import numpy as np
 
-from uniqsar.featurize.base import Featurizer
+from uniqsar.featurize.base import PretrainedFeaturizer
 from uniqsar.registry import register_featurizer
 
 POOLINGS = ("checkpoint", "mean")
 
 
 @register_featurizer
-class DMPNNEmbedding(Featurizer):
+class DMPNNEmbedding(PretrainedFeaturizer):
     key = "dmpnn_emb"
     version = "1"
     defaults: dict[str, Any] = {
@@ -32,8 +30,8 @@ class DMPNNEmbedding(Featurizer):
         "seed": 0,  # random-init seed
         "batch_size": 256,
     }
-    needs_weights = True
-    #: a tiny configuration for the featurizer conformance tests
+    pretrained_module = "uniqsar.models.dmpnn.pretrained"
+    embed_name = "dmpnn"  # uniqsar embed --model dmpnn
     test_params: dict[str, Any] = {"weights": "random", "arch": {"hidden_size": 16, "depth": 2}}
     _not_identity = ("batch_size",)
 
@@ -42,20 +40,6 @@ class DMPNNEmbedding(Featurizer):
         if self.params["pooling"] not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.params['pooling']!r}")
         self._loaded = None
-
-    def weights_identity(self) -> dict:
-        from .pretrained import identity
-
-        return identity(self.params["weights"], int(self.params["seed"]), self.params["arch"])
-
-    @property
-    def cache_id(self) -> str:
-        from .pretrained import identity_digest
-
-        core = {k: v for k, v in self.params.items() if k not in self._not_identity and k not in ("weights", "arch")}
-        blob = json.dumps({"params": core, "weights": identity_digest(self.weights_identity())}, sort_keys=True,
-                          default=str)
-        return f"{self.key}-v{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def encoder(self):
         if self._loaded is None:

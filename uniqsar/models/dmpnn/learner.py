@@ -214,6 +214,9 @@ class DMPNN(Learner):
         "size_buckets": False, "reshuffle": True,
         "weights": None, "encoder_lr_mult": 0.5,
     }
+    needs_weights = True  # weights_identity: the encoder's start (pretrained, or a seeded random init)
+    test_params: dict[str, Any] = {"hidden_size": 32, "ffn_hidden_size": 32, "depth": 2, "epochs": 40, "batch_size": 64,
+                                   "lr": 5e-3, "aggregation": "mean"}
     #: parameters that a pretrained encoder (``weights``) fixes: they are read from its checkpoint
     arch_keys = ("hidden_size", "depth", "aggregation", "aggregation_norm")
     #: below this many training molecules no inner validation split is carved out
@@ -236,9 +239,6 @@ class DMPNN(Learner):
     # -- helpers ----------------------------------------------------------------------------
     def _p(self) -> dict[str, Any]:
         p = {**self.defaults, **self.params}
-        unknown = set(self.params) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"dmpnn got unknown parameter(s) {sorted(unknown)}")
         if getattr(self, "saved_dims_", None):  # a loaded model keeps the shape it was trained with
             p.update(self.saved_dims_)
         elif self._pretrained():

@@ -21,8 +21,7 @@ import json
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256, safe_identity
-from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
+from uniqsar.models.weights_identity import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
@@ -174,15 +173,6 @@ def save_checkpoint(encoder, spec, path, provenance: dict, recipe: str = "") -> 
     return path
 
 
-def manifest_entry(weights="default", seed: int = 0, arch: dict | None = None) -> dict:
-    return safe_identity(identity, weights, seed, arch)
-
-
-def recipe_identities(recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every `dmpnn_emb` featurizer alias of a recipe (for the run manifest)."""
-    return _recipe_identities("dmpnn_emb", identity, recipe, specs, seed)
-
-
 __all__ = ["DEFAULT_CHECKPOINT", "FORMAT", "DEFAULT_ARCH", "provenance_of", "resolve_spec", "identity",
            "identity_digest", "describe", "load_encoder", "encoder_state", "save_checkpoint", "read_checkpoint",
-           "manifest_entry", "recipe_identities", "DMPNNWeightsError"]
+           "DMPNNWeightsError"]

@@ -10,18 +10,16 @@ embeddings; ``batch_size`` and ``device`` are not part of it.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Sequence
 
 import numpy as np
 
-from uniqsar.featurize.base import Featurizer
+from uniqsar.featurize.base import PretrainedFeaturizer
 from uniqsar.registry import register_featurizer
 
 
 @register_featurizer
-class SmilesTransformerEmbedding(Featurizer):
+class SmilesTransformerEmbedding(PretrainedFeaturizer):
     key = "smiles_transformer"
     version = "1"
     defaults: dict[str, Any] = {
@@ -33,7 +31,9 @@ class SmilesTransformerEmbedding(Featurizer):
         "batch_size": 64,
         "device": "cpu",
     }
-    needs_weights = True
+    pretrained_module = "uniqsar.models.smiles.pretrained"
+    embed_name = "smiles_transformer"  # uniqsar embed --model smiles_transformer
+    test_params: dict[str, Any] = {"weights": "random", "arch": {"d_model": 32, "n_layers": 1, "n_heads": 2}}
     _not_identity = ("batch_size", "device")
 
     def __init__(self, **params: Any) -> None:
@@ -45,20 +45,6 @@ class SmilesTransformerEmbedding(Featurizer):
         if int(self.params["n_augment"]) < 1:
             raise ValueError("n_augment must be >= 1")
         self._loaded = None
-
-    def weights_identity(self) -> dict:
-        from .pretrained import identity
-
-        return identity(self.params["weights"], int(self.params["seed"]), self.params["arch"])
-
-    @property
-    def cache_id(self) -> str:
-        from .pretrained import identity_digest
-
-        core = {k: v for k, v in self.params.items() if k not in self._not_identity and k not in ("weights", "arch")}
-        blob = json.dumps({"params": core, "weights": identity_digest(self.weights_identity())},
-                          sort_keys=True, default=str)
-        return f"{self.key}-v{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def model(self):
         """(SmilesEncoder in eval mode, SmilesTokenizer), loaded once per instance."""

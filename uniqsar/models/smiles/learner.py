@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from uniqsar.featurize.smiles_tokens import PAD_ID, SmilesTokenizer, randomized_smiles, smiles_seed
-from uniqsar.models.base import JOINT, TASKS, Learner
+from uniqsar.models.base import JOINT, TASKS, PretrainedLearner
 from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
                                           to_predictions)
 from uniqsar.registry import register_learner
@@ -76,11 +76,12 @@ def _forward(model, batch):
 
 
 @register_learner
-class SmilesTransformerLearner(Learner):
+class SmilesTransformerLearner(PretrainedLearner):
     key = "smiles_transformer"
-    input = "smiles"
     tasks = TASKS + (JOINT,)
-    strict_params = True
+    pretrained_module = "uniqsar.models.smiles.pretrained"
+    test_params: dict[str, Any] = {"weights": "random", "arch": {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_dim": 64},
+                                   "lr": 2e-3, "batch_size": 16, "dropout": 0.0, "epochs": 30, "n_tta": 2}
     defaults: dict[str, Any] = {
         "lr": 2e-4,
         "epochs": 20,
@@ -115,12 +116,6 @@ class SmilesTransformerLearner(Learner):
             "freeze_layers": trial.suggest_int("freeze_layers", 0, 3),
             "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
         }
-
-    def weights_identity(self) -> dict:
-        """Identity (sha256, provenance) of the weights this learner starts from (run manifest, TDC guard)."""
-        from .pretrained import identity
-
-        return identity(self._param("weights"), self.seed, self._param("arch"))
 
     # ------------------------------------------------------------------------------- model
     def _build(self, n_outputs: int = 1):
@@ -278,15 +273,12 @@ class SmilesTransformerLearner(Learner):
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
-        from .pretrained import manifest_entry
-
         torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
         state = {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
                  "head_hidden": int(self.model_.head[1].out_features), "n_outputs": self.model_.n_outputs,
                  "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_, "n_failed": self.n_failed_, "best_epoch": self.best_epoch_,
-                 "history": self.history_, "init_weights": manifest_entry(self._param("weights"), self.seed,
-                                                                            self._param("arch"))}
+                 "history": self.history_, "init_weights": self.init_weights_record()}
         (path / "smiles_transformer.json").write_text(json.dumps(state, indent=1, default=str))
 
     def _load_state(self, path: Path) -> None:

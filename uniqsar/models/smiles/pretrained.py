@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256, safe_identity
-from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
+from uniqsar.models.weights_identity import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
@@ -206,16 +205,6 @@ def save_checkpoint(model, tokenizer, path) -> Path:
     return path
 
 
-def manifest_entry(weights="default", seed: int = 0, arch: dict | None = None) -> dict:
-    """Identity for a run manifest (never raises: a failure is recorded as such)."""
-    return safe_identity(identity, weights, seed, arch)
-
-
-def recipe_identities(recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every `smiles_transformer` featurizer alias / learner of a recipe (for the run manifest)."""
-    return _recipe_identities("smiles_transformer", identity, recipe, specs, seed)
-
-
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_CARD", "FORMAT", "default_config", "resolve_spec", "identity",
            "identity_digest", "describe", "load_mlm", "random_mlm", "save_checkpoint", "read_checkpoint",
-           "manifest_entry", "recipe_identities", "SmilesWeightsError"]
+           "SmilesWeightsError"]

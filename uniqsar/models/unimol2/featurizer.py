@@ -8,21 +8,19 @@ config + seed of a random init), so new weights never reuse stale embeddings.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Sequence
 
 import numpy as np
 
 from uniqsar.data.standardize import DEFAULT_MODE
-from uniqsar.featurize.base import Featurizer
+from uniqsar.featurize.base import PretrainedFeaturizer
 from uniqsar.registry import register_featurizer
 
 POOLINGS = ("cls", "cls+mean")
 
 
 @register_featurizer
-class UniMol2Embedding(Featurizer):
+class UniMol2Embedding(PretrainedFeaturizer):
     key = "unimol2"
     version = "1"
     defaults: dict[str, Any] = {
@@ -39,6 +37,11 @@ class UniMol2Embedding(Featurizer):
     seconds_per_molecule = 0.05  # ETKDG + MMFF conformer and a forward pass of the small model, 1 CPU core
     # batch_size / device do not change the output (masked, batch-independent forward)
     _not_identity = ("batch_size", "device")
+    pretrained_module = "uniqsar.models.unimol2.pretrained"
+    _weights_params = ("weights",)  # arch stays in the hashed params (cache ids of earlier versions kept)
+    embed_name = "unimol2"  # uniqsar embed --model unimol2
+    test_params: dict[str, Any] = {"weights": "random", "pooling": "cls+mean",
+                                   "arch": {"layers": 2, "embed_dim": 32, "heads": 2, "pair_dim": 16, "pair_hidden": 4}}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -47,20 +50,6 @@ class UniMol2Embedding(Featurizer):
         if int(self.params["n_conformers"]) < 1:
             raise ValueError("n_conformers must be >= 1")
         self._model = None
-
-    def weights_identity(self) -> dict:
-        from .pretrained import identity
-
-        return identity(self.params["weights"], int(self.params["seed"]), self.params["arch"])
-
-    @property
-    def cache_id(self) -> str:
-        from .pretrained import identity_digest
-
-        core = {k: v for k, v in self.params.items() if k not in self._not_identity and k != "weights"}
-        blob = json.dumps({"params": core, "weights": identity_digest(self.weights_identity())},
-                          sort_keys=True, default=str)
-        return f"{self.key}-v{self.version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def dim(self) -> int:
         return self.model().cfg.embed_dim * (2 if self.params["pooling"] == "cls+mean" else 1)

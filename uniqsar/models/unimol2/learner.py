@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uniqsar.models.base import JOINT, TASKS, Learner
+from uniqsar.models.base import JOINT, TASKS, PretrainedLearner
 from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
                                           to_predictions)
 from uniqsar.registry import register_learner
@@ -72,11 +72,14 @@ class FineTuneModel(nn.Module):
 
 
 @register_learner
-class UniMol2Learner(Learner):
+class UniMol2Learner(PretrainedLearner):
     key = "unimol2"
-    input = "smiles"
     tasks = TASKS + (JOINT,)
-    strict_params = True
+    pretrained_module = "uniqsar.models.unimol2.pretrained"
+    test_params: dict[str, Any] = {"weights": "random", "arch": {"layers": 2, "embed_dim": 32, "heads": 2, "pair_dim": 16,
+                                                              "pair_hidden": 4},
+                                   "epochs": 10, "lr": 3e-3, "head_lr_mult": 3.0, "batch_size": 8, "dropout": 0.0,
+                                   "n_conformers": 1}
     defaults: dict[str, Any] = {
         "lr": 3e-4,
         "epochs": 16,
@@ -117,12 +120,6 @@ class UniMol2Learner(Learner):
             "freeze_layers": trial.suggest_int("freeze_layers", 0, 2),
             "batch_size": trial.suggest_categorical("batch_size", [16, 32]),
         }
-
-    def weights_identity(self) -> dict:
-        """Identity (sha256, provenance) of the weights this learner starts from (run manifest, TDC guard)."""
-        from .pretrained import identity
-
-        return identity(self._param("weights"), self.seed, self._param("arch"))
 
     # ------------------------------------------------------------------------------- features
     def _features(self, smiles):
@@ -263,14 +260,12 @@ class UniMol2Learner(Learner):
 
     # ------------------------------------------------------------------------------- persistence
     def _save_state(self, path: Path) -> None:
-        from .pretrained import manifest_entry
-
         torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
         state = {"config": self.config_, "pooling": self.model_.pooling, "n_outputs": self.model_.n_outputs,
                  "y_mean": self.y_mean_, "y_std": self.y_std_,
                  "fallback": self.fallback_,
                  "n_failed": self.n_failed_, "best_epoch": self.best_epoch_, "history": self.history_,
-                 "init_weights": manifest_entry(self._param("weights"), self.seed, self._param("arch"))}
+                 "init_weights": self.init_weights_record()}
         (path / "unimol2.json").write_text(json.dumps(state, indent=2, default=str))
 
     def _load_state(self, path: Path) -> None:

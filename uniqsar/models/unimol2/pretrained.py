@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256, safe_identity
-from uniqsar.models.weights_identity import recipe_identities as _recipe_identities
+from uniqsar.models.weights_identity import file_sha256
 
 from .config import RELEASED_DIRS, SIZES, UniMol2Config
 from .model import UniMol2
@@ -166,16 +165,5 @@ def load_backbone(weights="default", seed: int = 0, arch: dict | None = None, de
     return load_unimol2(spec["path"], device=device)[0]
 
 
-def manifest_entry(weights="default", seed: int = 0, arch: dict | None = None) -> dict:
-    """Identity for a run manifest (never raises: a failure is recorded as such)."""
-    return safe_identity(identity, weights, seed, arch)
-
-
-def recipe_identities(recipe, specs: dict, seed: int) -> dict:
-    """Weights identity of every `unimol2` featurizer alias / learner of a recipe (for the run manifest)."""
-    return _recipe_identities("unimol2", identity, recipe, specs, seed)
-
-
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_CHECKPOINT", "resolve_spec", "identity", "identity_digest", "describe",
-           "load_backbone", "file_sha256", "manifest_entry",
-           "recipe_identities"]
+           "load_backbone", "file_sha256"]
