@@ -87,6 +87,14 @@ LEARNERS = Registry("learner", {
     "smiles_transformer": "uniqsar.models.smiles.learner",
 })
 
+#: pretraining kind (a pretraining recipe's ``[model] kind``) -> the module with its ``recipe_from_dict(d, name)``
+#: and ``pretrain(recipe, corpus, out, **kwargs)`` (``uniqsar/models/pretraining.py``)
+PRETRAINING: dict[str, str] = {
+    "unimol2": "uniqsar.models.unimol2.pretrain",
+    "smiles_transformer": "uniqsar.models.smiles.pretrain",
+    "dmpnn": "uniqsar.models.dmpnn.pretrain",
+}
+
 register_featurizer = FEATURIZERS.register
 register_learner = LEARNERS.register
 

@@ -61,3 +61,20 @@ def test_modules_import_cleanly():
     for table, _ in TABLES:
         for module in set(table.modules.values()):
             importlib.import_module(module)
+
+
+def test_pretraining_kinds_and_every_packaged_recipe_loads():
+    from uniqsar.models.pretraining import RECIPE_DIR, load_recipe, recipe_kind, resolve_recipe
+    from uniqsar.registry import PRETRAINING
+
+    for kind, module in PRETRAINING.items():
+        m = importlib.import_module(module)
+        assert callable(m.pretrain) and callable(m.recipe_from_dict), kind
+    recipes = sorted(RECIPE_DIR.glob("*.toml"))
+    assert {recipe_kind(resolve_recipe(p)[1]) for p in recipes} == set(PRETRAINING)
+    for p in recipes:
+        assert load_recipe(p.stem).name == p.stem
+    # names and the old location keep resolving
+    assert resolve_recipe("tiny")[0].name == "pretrain_unimol2_tiny.toml"
+    assert resolve_recipe("smiles_tiny")[0].name == "pretrain_smiles_tiny.toml"
+    assert resolve_recipe("uniqsar/recipes/pretrain_dmpnn_tiny.toml")[0] == RECIPE_DIR / "pretrain_dmpnn_tiny.toml"

@@ -45,7 +45,7 @@ from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
 from .learner import DMPNNModel
-from .pretrain_recipe import DMPNNPretrainRecipe, load_dmpnn_recipe
+from .pretrain_recipe import DMPNNPretrainRecipe, load_dmpnn_recipe, recipe_from_dict  # noqa: F401 (the kind's API)
 
 COLUMNS = ["step", "loss", "desc", "bits", "lr", "mols", "elapsed_s"]
 TARGETS_VERSION = "1"

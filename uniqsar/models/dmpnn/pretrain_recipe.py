@@ -1,4 +1,4 @@
-"""D-MPNN pretraining recipes (TOML, ``uniqsar/recipes/pretrain_dmpnn_*.toml``) as frozen dataclasses.
+"""D-MPNN pretraining recipes (TOML, ``uniqsar/recipes/pretrain/pretrain_dmpnn_*.toml``) as frozen dataclasses.
 
 A recipe is recognised by ``[model] kind = "dmpnn"`` (see ``uniqsar.models.pretraining``). Parsed as TOML and
 validated field by field, never executed.

@@ -41,7 +41,7 @@ from uniqsar.models.unimol2.pretrain_data import epoch_batches
 from uniqsar.models.weights_identity import file_sha256
 
 from .model import SmilesMLM, num_params
-from .pretrain_recipe import ObjectiveSpec, SmilesPretrainRecipe, load_smiles_recipe
+from .pretrain_recipe import ObjectiveSpec, SmilesPretrainRecipe, load_smiles_recipe, recipe_from_dict  # noqa: F401
 
 COLUMNS = ["step", "loss", "acc", "lr", "mols", "tokens", "elapsed_s"]
 

@@ -1,4 +1,4 @@
-"""SMILES-transformer pretraining recipes (TOML, uniqsar/recipes/pretrain_smiles_*.toml) as frozen dataclasses.
+"""SMILES-transformer pretraining recipes (TOML, uniqsar/recipes/pretrain/pretrain_smiles_*.toml) as frozen dataclasses.
 
 A recipe is recognised by ``[model] kind = "smiles_transformer"`` (see ``uniqsar.models.pretraining``).
 Parsed as TOML and validated field by field, never executed.
@@ -12,7 +12,7 @@ from uniqsar.models.pretrain_common import typed_section
 
 from .model import SmilesTransformerConfig
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
 KIND = "smiles_transformer"
 
 

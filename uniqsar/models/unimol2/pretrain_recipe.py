@@ -1,4 +1,4 @@
-"""Pretraining recipes (TOML in uniqsar/recipes/pretrain_unimol2_*.toml) as frozen dataclasses.
+"""Pretraining recipes (TOML in uniqsar/recipes/pretrain/pretrain_unimol2_*.toml) as frozen dataclasses.
 
 Recipes are data: parsed with tomllib and validated field by field, never executed.
 """
@@ -13,7 +13,7 @@ from uniqsar.models.pretrain_common import typed_section
 
 from .config import UniMol2Config, get_config
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
 
 
 # ----------------------------------------------------------------------------------------- recipe
@@ -92,6 +92,9 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
     if unknown:
         raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
     m = dict(d.get("model", {}))
+    kind = m.pop("kind", "unimol2")
+    if kind != "unimol2":
+        raise ValueError(f"recipe {name!r}: [model] kind must be 'unimol2', got {kind!r}")
     size = m.pop("size", "tiny")
     try:
         cfg = get_config(size, **typed_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True,
@@ -128,12 +131,9 @@ def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
 
 
 def resolve_recipe_path(name_or_path) -> Path:
-    p = Path(str(name_or_path))
-    for cand in (p, RECIPE_DIR / p.name, RECIPE_DIR / f"{p.name}.toml", RECIPE_DIR / f"pretrain_unimol2_{p.name}.toml"):
-        if cand.is_file():
-            return cand
-    avail = sorted(x.stem.removeprefix("pretrain_unimol2_") for x in RECIPE_DIR.glob("pretrain_unimol2_*.toml"))
-    raise FileNotFoundError(f"pretraining recipe {name_or_path!r} not found; packaged: {avail}")
+    from uniqsar.models.pretraining import resolve_recipe
+
+    return resolve_recipe(name_or_path)[0]
 
 
 def load_pretrain_recipe(name_or_path) -> PretrainRecipe:
