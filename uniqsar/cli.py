@@ -217,6 +217,28 @@ def cmd_pretrain(a) -> int:
 COMMANDS["pretrain"] = cmd_pretrain
 
 
+class _EmbedModels:
+    """``uniqsar embed --model`` choices: every registered featurizer that declares an ``embed_name`` (loaded on
+    first use, so other commands do not import the neural modules)."""
+
+    def classes(self) -> dict:
+        from uniqsar.registry import FEATURIZERS, load_all
+
+        load_all()
+        return {cls.embed_name: cls for cls in FEATURIZERS.values() if cls.embed_name}
+
+    def __contains__(self, name) -> bool:
+        return name in self.classes()
+
+    def __iter__(self):
+        return iter(sorted(self.classes()))
+
+
+EMBED_MODELS = _EmbedModels()
+#: embed options that set the featurizer parameter of the same name (when given; else the featurizer's default)
+EMBED_PARAMS = ("weights", "seed", "pooling", "n_conformers", "batch_size")
+
+
 def _add_embed_parser(sub) -> None:
     from uniqsar.data.standardize import DEFAULT_MODE, MODES
 
@@ -226,18 +248,18 @@ def _add_embed_parser(sub) -> None:
                               "atomic numbers, symbols and coordinates -> atoms/atomic.npz)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("data", help="CSV (or TSV) with a SMILES column")
-    e.add_argument("--model", default="unimol2", choices=["unimol2", "dmpnn"],
-                   help="unimol2: 3D conformers -> Uni-Mol2; dmpnn: 2D graph -> pretrained D-MPNN encoder")
-    e.add_argument("--weights", default="default",
-                   help="default | random | a size name (small, 84m, ...) | checkpoint path (default: default)")
+    e.add_argument("--model", default="unimol2", choices=EMBED_MODELS, metavar="MODEL",
+                   help="a featurizer that can embed (its class sets embed_name): %(choices)s (default: %(default)s)")
+    e.add_argument("--weights", help="default | random | a size name (unimol2: small, 84m, ...) | checkpoint path "
+                                     "(default: the featurizer's, 'default')")
     e.add_argument("--smiles-col")
     e.add_argument("--standardize", choices=MODES, default=DEFAULT_MODE, help="as for fit (default: %(default)s)")
-    e.add_argument("--pooling", choices=["cls", "cls+mean", "checkpoint", "mean"],
-                   help="unimol2: cls (default) | cls+mean; dmpnn: checkpoint (the readout it was trained with, "
-                        "default) | mean")
-    e.add_argument("--n-conformers", type=int, default=1, help="conformers averaged per molecule")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--pooling", help="the featurizer's pooling: unimol2 cls (default) | cls+mean; dmpnn checkpoint "
+                                     "(the readout it was trained with, default) | mean; smiles_transformer cls+mean "
+                                     "(default) | cls | mean")
+    e.add_argument("--n-conformers", type=int, help="unimol2: conformers averaged per molecule (default: 1)")
+    e.add_argument("--seed", type=int, help="random-init seed (default: 0)")
+    e.add_argument("--batch-size", type=int, help="molecules per forward pass (default: the featurizer's)")
     e.add_argument("--n-jobs", type=int, default=1, help="processes for conformers; torch threads")
     e.add_argument("--cache-dir", help="feature cache directory")
     e.add_argument("--no-cache", action="store_true")
@@ -254,26 +276,25 @@ def _add_embed_parser(sub) -> None:
 def cmd_embed(a) -> int:
     import numpy as np
 
+    from uniqsar.featurize.embed import embed_rows
+
     if a.atomic:
         return _embed_atomic(a)
-    common = dict(smiles_col=a.smiles_col, weights=a.weights, seed=a.seed, n_jobs=max(1, a.n_jobs),
-                  cache_dir=a.cache_dir, use_cache=not a.no_cache, standardize=a.standardize)
-    if a.model == "dmpnn":
-        from uniqsar.models.dmpnn.featurizer import embed_table
-
-        if a.pooling not in (None, "checkpoint", "mean"):
-            raise ValueError(f"--pooling {a.pooling} is for unimol2; dmpnn takes checkpoint or mean")
-        X, info = embed_table(a.data, pooling=a.pooling or "checkpoint", batch_size=max(a.batch_size, 1), **common)
-    else:
-        from uniqsar.models.unimol2.featurizer import embed_table
-
-        if a.pooling not in (None, "cls", "cls+mean"):
-            raise ValueError(f"--pooling {a.pooling} is for dmpnn; unimol2 takes cls or cls+mean")
-        X, info = embed_table(a.data, pooling=a.pooling or "cls", n_conformers=a.n_conformers,
-                              batch_size=a.batch_size, **common)
+    cls = EMBED_MODELS.classes()[a.model]
+    params = {}
+    for name in EMBED_PARAMS:
+        value = getattr(a, name)
+        if value is None:
+            continue
+        if name not in cls.defaults:
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to --model {a.model}")
+        params[name] = value
+    feat = cls(**params)
+    X, info = embed_rows(a.data, feat, smiles_col=a.smiles_col, n_jobs=max(1, a.n_jobs), cache_dir=a.cache_dir,
+                         use_cache=not a.no_cache, standardize=a.standardize)
     np.save(a.out, X)
     print(f"wrote {a.out}: {info['n_rows']} rows x {info['dim']} (float32), {info['n_failed']} failed "
-          f"({info['n_invalid_smiles']} invalid SMILES); weights: {info['weights_text']}")
+          f"({info['n_invalid_smiles']} invalid SMILES); weights: {feat.describe_weights(info['weights'])}")
     return 0
 
 
@@ -282,13 +303,14 @@ def _embed_atomic(a) -> int:
 
     if a.model != "unimol2":
         raise ValueError("--atomic is for --model unimol2 (per-atom Uni-Mol2 representations)")
-    if a.pooling is not None or a.n_conformers != 1 or a.standardize != DEFAULT_MODE:
+    if a.pooling is not None or a.n_conformers not in (None, 1) or a.standardize != DEFAULT_MODE:
         raise ValueError("--atomic writes the CLS and per-atom vectors of one conformer per molecule, for the SMILES "
                          "as written: leave out --pooling, --n-conformers and --standardize")
     from uniqsar.models.unimol2.atomic import embed_atomic_table
 
-    info = embed_atomic_table(a.data, a.out, smiles_col=a.smiles_col, weights=a.weights, seed=a.seed,
-                              batch_size=a.batch_size, max_atoms=a.max_atoms, n_jobs=max(1, a.n_jobs))
+    info = embed_atomic_table(a.data, a.out, smiles_col=a.smiles_col, weights=a.weights or "default",
+                              seed=a.seed or 0, batch_size=a.batch_size or 32, max_atoms=a.max_atoms,
+                              n_jobs=max(1, a.n_jobs))
     print(f"wrote {a.out}/{info['file']}: {info['n_rows']} molecules, {info['n_atoms']} atoms x {info['dim']} "
           f"(float32), {info['n_failed']} failed; weights: {info['weights_text']}")
     return 0

@@ -56,3 +56,25 @@ def test_help_lists_learners_and_presets():
     assert r.returncode == 0
     for word in ("lightgbm", "linear", "fast", "default", "best", "--time-budget", "--smiles-col", "--standardize"):
         assert word in r.stdout
+
+
+def test_embed_models_come_from_the_registry(tmp_path, capsys):
+    """`uniqsar embed --model` offers every featurizer with an embed_name; options it lacks are refused."""
+    import numpy as np
+    import pytest
+
+    from uniqsar.cli import EMBED_MODELS, main
+
+    assert {"unimol2", "dmpnn", "smiles_transformer"} <= set(EMBED_MODELS)
+    csv = tmp_path / "in.csv"
+    csv.write_text("smiles\nCCO\nnot_a_smiles\nc1ccccc1O\n")
+    out = tmp_path / "st.npy"
+    assert main(["embed", str(csv), "--model", "smiles_transformer", "--weights", "random", "--pooling", "cls",
+                 "--out", str(out)]) == 0
+    X = np.load(out, allow_pickle=False)
+    assert X.shape == (3, 256) and np.isnan(X[1]).all() and np.isfinite(X[[0, 2]]).all()
+    assert "RANDOM" in capsys.readouterr().out
+    assert main(["embed", str(csv), "--model", "smiles_transformer", "--n-conformers", "2", "--out", str(out)]) == 2
+    assert "--n-conformers does not apply to --model smiles_transformer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["embed", str(csv), "--model", "morgan_count", "--out", str(out)])

@@ -163,7 +163,7 @@ def test_cli_embed_dmpnn(run, tmp_path, capsys):
     assert X.shape == (9, 32) and np.isnan(X[-1]).all() and np.isfinite(X[:-1]).all()
     assert "1 failed (1 invalid SMILES)" in capsys.readouterr().out
     assert main(["embed", str(data), "--model", "dmpnn", "--pooling", "cls", "--out", str(tmp_path / "y.npy")]) == 2
-    assert "--pooling cls is for unimol2" in capsys.readouterr().err
+    assert "pooling must be one of ('checkpoint', 'mean')" in capsys.readouterr().err
 
 
 def test_shipped_default_weights():

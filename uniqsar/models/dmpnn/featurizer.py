@@ -83,19 +83,3 @@ def encode_smiles(encoder, smiles: Sequence[str], batch_size: int = 256, n_threa
     finally:
         torch.set_num_threads(old)
     return out
-
-
-def embed_table(data, *, smiles_col: str | None = None, weights="default", pooling: str = "checkpoint",
-                seed: int = 0, batch_size: int = 256, n_jobs: int = 1, arch: dict | None = None, cache_dir=None,
-                use_cache: bool = True, standardize: str | None = None) -> tuple[np.ndarray, dict]:
-    """`uniqsar embed --model dmpnn`: one float32 row per input row (NaN rows for invalid SMILES)."""
-    from uniqsar.data.standardize import DEFAULT_MODE
-    from uniqsar.featurize.embed import embed_rows
-
-    from .pretrained import describe
-
-    feat = DMPNNEmbedding(weights=weights, pooling=pooling, seed=seed, batch_size=batch_size, arch=arch)
-    X, summary = embed_rows(data, feat, smiles_col=smiles_col, n_jobs=n_jobs, cache_dir=cache_dir,
-                            use_cache=use_cache, standardize=standardize or DEFAULT_MODE)
-    summary.update(pooling=pooling, weights_text=describe(summary["weights"]))
-    return X, summary

@@ -4,7 +4,6 @@ Conformers come from the on-disk conformer cache (conformer_cache.py); the embed
 by the usual feature cache, keyed by `cache_id`, which includes the weights identity (file sha256, or
 config + seed of a random init), so new weights never reuse stale embeddings.
 
-`embed_table` is the library side of `uniqsar embed`.
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from uniqsar.data.standardize import DEFAULT_MODE
 from uniqsar.featurize.base import PretrainedFeaturizer
 from uniqsar.registry import register_featurizer
 
@@ -98,21 +96,3 @@ class UniMol2Embedding(PretrainedFeaturizer):
             torch.set_num_threads(old)
         X = np.asarray(X, dtype=np.float32)
         return (X, reasons) if return_reasons else X
-
-
-def embed_table(data, *, smiles_col: str | None = None, weights="default", pooling: str = "cls",
-                n_conformers: int = 1, seed: int = 0, batch_size: int = 32, n_jobs: int = 1, arch: dict | None = None,
-                cache_dir=None, use_cache: bool = True, standardize: str = DEFAULT_MODE) -> tuple[np.ndarray, dict]:
-    """Embed every row of a table (path or DataFrame): one float32 row per input row, in input order; NaN rows
-    for invalid SMILES or failed conformers. ``standardize``: canonical | full (as ``uniqsar fit``).
-    Returns (X, summary)."""
-    from uniqsar.featurize.embed import embed_rows
-
-    from .pretrained import describe
-
-    feat = UniMol2Embedding(weights=weights, pooling=pooling, n_conformers=n_conformers, seed=seed,
-                            batch_size=batch_size, arch=arch)
-    X, summary = embed_rows(data, feat, smiles_col=smiles_col, n_jobs=n_jobs, cache_dir=cache_dir,
-                            use_cache=use_cache, standardize=standardize)
-    summary.update(pooling=pooling, n_conformers=int(n_conformers), weights_text=describe(summary["weights"]))
-    return X, summary
