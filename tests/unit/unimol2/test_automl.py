@@ -31,10 +31,10 @@ def hetero_fraction(smi):
 # ------------------------------------------------------------------------------------------ weights identity
 
 
-def test_default_is_random_and_says_so(capsys):
-    pretrained._warned.clear()
-    if pretrained.DEFAULT_CHECKPOINT.is_file():
-        pytest.skip("a pretrained default checkpoint ships now")
+def test_default_falls_back_to_random_and_says_so(capsys, monkeypatch, tmp_path):
+    """A trimmed install without the shipped checkpoint: 'default' is a seeded random init, said once."""
+    monkeypatch.setattr(pretrained, "DEFAULT_CHECKPOINT", tmp_path / "absent.pt")
+    monkeypatch.setattr(pretrained, "_warned", set())
     ident = pretrained.identity("default", seed=3)
     assert ident["kind"] == "random" and ident["seed"] == 3
     assert ident["config"]["layers"] == pretrained.DEFAULT_CONFIG.layers
@@ -122,17 +122,15 @@ def test_learner_overfits_a_tiny_set(fitted):
     assert p.shape == (len(X),) and np.corrcoef(p, y)[0, 1] > 0.8
 
 
-def test_learner_save_load_identical(fitted, tmp_path):
+def test_learner_saved_state(fitted, tmp_path):
+    """What the saved folder holds (save/load round trips: the learner conformance test)."""
     model, X, _ = fitted
     model.save(tmp_path / "m")
     sd = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert any(k.startswith("classification_head.") for k in sd)
     state = json.loads((tmp_path / "m" / "unimol2.json").read_text())
     assert state["init_weights"]["kind"] == "random"
-    again = get_learner_class("unimol2").load(tmp_path / "m")
-    Xq = np.array(list(X[:5]) + ["not_a_smiles"], dtype=object)
-    p, q = model.predict(Xq), again.predict(Xq)
-    np.testing.assert_array_equal(p, q)
+    p = model.predict(np.array(list(X[:5]) + ["not_a_smiles"], dtype=object))
     assert p[-1] == pytest.approx(model.fallback_)  # unfeaturizable -> training mean, never NaN
 
 
@@ -146,23 +144,14 @@ def test_learner_binary_with_inner_validation():
     assert m.predict_proba(X).shape == (len(X), 2)
 
 
-def test_search_space_and_freezing():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def test_freezing():
     cls = get_learner_class("unimol2")
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
-    trial = study.ask()
-    params = cls.search_space(trial, "regression")
-    assert 1e-5 <= params["lr"] <= 1e-3 and set(cls.defaults) == set(params)
-    m = cls("regression", seed=0, **{**params, "freeze_layers": 1, "weights": "random", "arch": TINY})
+    m = cls("regression", seed=0, **{**cls.defaults, "freeze_layers": 1, "weights": "random", "arch": TINY})
     net = m._build()
     frozen = {n for n, p in net.named_parameters() if not p.requires_grad}
     assert "backbone.encoder.layers.0.ffn.linear_1.weight" in frozen and "backbone.embed_tokens.weight" in frozen
     assert "backbone.encoder.layers.1.ffn.linear_1.weight" not in frozen
     assert not any(n.startswith("classification_head.") for n in frozen)
-    with pytest.raises(ValueError):
-        cls("regression", no_such_param=1)
 
 
 # ------------------------------------------------------------------------------------------ CLI + manifest

@@ -78,7 +78,7 @@ class UniMol2Learner(PretrainedLearner):
     pretrained_module = "uniqsar.models.unimol2.pretrained"
     test_params: dict[str, Any] = {"weights": "random", "arch": {"layers": 2, "embed_dim": 32, "heads": 2, "pair_dim": 16,
                                                               "pair_hidden": 4},
-                                   "epochs": 10, "lr": 3e-3, "head_lr_mult": 3.0, "batch_size": 8, "dropout": 0.0,
+                                   "epochs": 16, "lr": 3e-3, "head_lr_mult": 3.0, "batch_size": 8, "dropout": 0.0,
                                    "n_conformers": 1}
     defaults: dict[str, Any] = {
         "lr": 3e-4,
