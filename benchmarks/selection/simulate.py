@@ -105,6 +105,14 @@ def evaluate(meta: dict, arrays: dict, design: Design) -> dict:
             "cv_in_sample": score(metric, y, P @ w), "seconds": seconds, "n_members": int((w > 0).sum())}
 
 
+def score_file(path: Path) -> list[dict]:
+    meta, arrays = load(path)
+    rows = [{"task": meta["task"], "seed": meta["seed"], "metric": meta["metric"], "design": d.name,
+             **evaluate(meta, arrays, d)} for d in DESIGNS]
+    print(f"[simulate] {meta['task']} seed {meta['seed']}: {len(rows)} designs scored", file=sys.stderr, flush=True)
+    return rows
+
+
 def git_commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                           text=True).stdout.strip()
@@ -114,17 +122,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--n-jobs", type=int, default=1, help="task-seeds scored side by side (processes)")
     args = ap.parse_args(argv)
     files = sorted(Path(args.raw).glob("*/seed*.npz"))
     if not files:
         sys.exit(f"no superset runs under {args.raw}")
-    rows = []
-    for f in files:
-        meta, arrays = load(f)
-        for d in DESIGNS:
-            rows.append({"task": meta["task"], "seed": meta["seed"], "metric": meta["metric"], "design": d.name,
-                         **evaluate(meta, arrays, d)})
-    write_report(rows, Path(args.out), files)
+    from joblib import Parallel, delayed
+
+    per_file = Parallel(n_jobs=args.n_jobs)(delayed(score_file)(f) for f in files)
+    write_report([r for rows in per_file for r in rows], Path(args.out), files)
     return 0
 
 
