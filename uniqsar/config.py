@@ -56,6 +56,7 @@ class Recipe:
     ensemble_size: int = 50  # greedy selection rounds
     top_trials: int = 3  # best trials of each model kept as stacking candidates
     drop_models: bool = False  # backward elimination: drop models whose removal improves the nested CV score
+    shrink: float = 0.0  # weights = (1 - shrink) x stacker's + shrink x equal weights on each model's best trial
     final: str = "refit"  # refit on all data | folds (average the CV fold models)
     pruning: bool = True
 
@@ -90,7 +91,7 @@ class Recipe:
                 for m in self.models
             ],
             "ensemble": {"method": self.ensemble, "size": self.ensemble_size, "top_trials": self.top_trials,
-                         "drop_models": self.drop_models},
+                         "drop_models": self.drop_models, **({"shrink": self.shrink} if self.shrink else {})},
             "final": {"mode": self.final},
             "tuning": {"pruning": self.pruning},
         }
@@ -100,7 +101,7 @@ SECTION_KEYS = {
     "data": {"standardize", "drop_conflicting", "joint_targets"},
     "cv": {"n_folds", "split"},
     "models": {"learner", "features", "n_trials", "params", "name", "search", "max_molecules"},
-    "ensemble": {"method", "size", "top_trials", "drop_models"},
+    "ensemble": {"method", "size", "top_trials", "drop_models", "shrink"},
     "final": {"mode"},
     "tuning": {"pruning"},
 }
@@ -173,12 +174,15 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     drop_models = ens.get("drop_models", Recipe.drop_models)
     if not isinstance(drop_models, bool):
         raise ConfigError(f"recipe {name!r}: ensemble.drop_models must be true or false")
+    shrink = ens.get("shrink", 0.0)
+    if isinstance(shrink, bool) or not isinstance(shrink, (int, float)) or not 0.0 <= shrink <= 1.0:
+        raise ConfigError(f"recipe {name!r}: ensemble.shrink must be a number from 0 to 1, got {shrink!r}")
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
         drop_conflicting=drop_conflicting, joint_targets=joint_targets, n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
-        top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models,
+        top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models, shrink=float(shrink),
         final=d.get("final", {}).get("mode", "refit"), pruning=bool(d.get("tuning", {}).get("pruning", True)),
     )
     if recipe.ensemble not in {"auto", "greedy", "best", "mean"}:

@@ -267,3 +267,19 @@ def test_misspelt_learner_param_is_an_error_naming_the_known_ones():
          "models": [{"learner": "lightgbm", "features": ["ecfp"], "params": {"n_estimator": 10}}]}
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['n_estimator'\]; known: .*'n_estimators'"):
         recipe_from_dict(d)
+
+
+def test_default_preset_has_the_members_the_selection_rule_chose():
+    """benchmarks/selection/results/designs.md (S7_lean): MapLight's CatBoost as a fixed untuned member, few
+    trials, one candidate per model, a shrunk stack, no Uni-Mol2 embeddings."""
+    from uniqsar.config import load_recipe
+
+    r = load_recipe("default")
+    cat = [m for m in r.models if m.learner == "catboost"]
+    assert len(cat) == 1 and not cat[0].search and cat[0].n_trials == 1
+    assert cat[0].params == {"regression_loss": "MAE"}
+    assert {f.key for f in r.featurizers if f.alias in cat[0].features} == {"morgan_count", "avalon_count", "erg",
+                                                                           "rdkit_desc"}
+    assert r.top_trials == 1 and r.shrink == 0.5 and not r.drop_models
+    assert sum(m.n_trials for m in r.models) <= 25
+    assert not any(f.key == "unimol2" for f in r.featurizers)

@@ -180,3 +180,43 @@ def test_backward_elimination_keeps_the_last_model_and_honours_higher_is_better(
         assert d["cv_without"] > d["cv_with"]
     one = stack_models(P[:, :2], groups[:2], y, folds, "mae", ("mean",), 10)
     assert one.dropped == [] and one.without == {} and one.columns == [0, 1]
+
+
+def test_shrink_pulls_the_stack_toward_the_mean_of_each_models_best_trial():
+    """[ensemble] shrink (issue 17): weights = (1 - s) x stacker's + s x equal weights on each model's first (best)
+    column; the nested CV score is that of the shrunk weights, fold by fold."""
+    from uniqsar.ensemble.backward import model_mean_weights, shrunk, stack_models
+    from uniqsar.ensemble.greedy import blend, nested_predictions
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    folds = np.arange(200) % 5
+    P = np.column_stack([y + rng.normal(scale=s, size=200) for s in (0.3, 0.35, 0.8, 1.5)])
+    groups = ["a", "a", "b", "c"]
+    np.testing.assert_allclose(model_mean_weights(groups), [1 / 3, 0, 1 / 3, 1 / 3])
+    w = np.array([0.7, 0.3, 0.0, 0.0])
+    np.testing.assert_allclose(shrunk(w, groups, 0.5), [0.35 + 1 / 6, 0.15, 1 / 6, 1 / 6])
+    assert shrunk(w, groups, 0.0) is w
+    plain = stack_models(P, groups, y, folds, "mae", ("greedy",), 20, drop=False)
+    half = stack_models(P, groups, y, folds, "mae", ("greedy",), 20, drop=False, shrink=0.5)
+    expected = 0.5 * nested_predictions("greedy", P, y, folds, "mae", 20) + 0.5 * blend(P, model_mean_weights(groups))
+    np.testing.assert_allclose(half.nested, expected)
+    assert half.cv == pytest.approx(np.mean(np.abs(y - expected)))
+    assert half.cv != pytest.approx(plain.cv)
+    assert set(half.without) == {"a", "b", "c"}
+
+
+def test_shrink_is_validated_in_the_recipe(tmp_path):
+    from uniqsar.config import ConfigError, load_recipe
+
+    base = ('name = "s"\n[featurizers]\necfp = { key = "morgan_count" }\n[[models]]\nlearner = "linear"\n'
+            'features = ["ecfp"]\n[ensemble]\n')
+    ok = tmp_path / "ok.toml"
+    ok.write_text(base + "shrink = 0.5\n")
+    r = load_recipe(str(ok))
+    assert r.shrink == 0.5 and r.to_dict()["ensemble"]["shrink"] == 0.5
+    for bad in ("1.5", "-0.1", "true", '"half"'):
+        path = tmp_path / "bad.toml"
+        path.write_text(base + f"shrink = {bad}\n")
+        with pytest.raises(ConfigError, match="shrink must be a number from 0 to 1"):
+            load_recipe(str(path))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from uniqsar.ensemble.greedy import choose_method
+from uniqsar.ensemble.greedy import blend, choose_method
 from uniqsar.metrics import METRICS, score
 
 
@@ -27,17 +27,42 @@ class Stack:
     cv_all: float = float("nan")
 
 
-def without_each_model(P: np.ndarray, groups, y, folds, metric: str, methods, size: int) -> dict[str, float]:
+def model_mean_weights(groups) -> np.ndarray:
+    """Equal weights on each model's first column (a model's candidates come best first), zero elsewhere."""
+    groups = list(groups)
+    first = np.array([groups.index(g) == j for j, g in enumerate(groups)], float)
+    return first / first.sum()
+
+
+def shrunk(weights: np.ndarray, groups, shrink: float) -> np.ndarray:
+    """``(1 - shrink) x weights + shrink x`` :func:`model_mean_weights`: the stacker's choices pulled toward the
+    plain mean of the models' best trials, which makes no choice on the OOF rows (0: the stacker's weights)."""
+    return weights if shrink <= 0 else (1 - shrink) * np.asarray(weights, float) + shrink * model_mean_weights(groups)
+
+
+def _nested(methods, P, groups, y, folds, metric, size, shrink):
+    """``choose_method`` on ``P`` with the shrinkage applied to its nested predictions (exact: a blend is linear
+    in its weights and the model mean has none fitted)."""
+    method, nested, method_scores = choose_method(methods, P, y, folds, metric, size)
+    if shrink > 0:
+        nested = (1 - shrink) * nested + shrink * blend(P, model_mean_weights(groups))
+    return method, nested, method_scores
+
+
+def without_each_model(P: np.ndarray, groups, y, folds, metric: str, methods, size: int,
+                       shrink: float = 0.0) -> dict[str, float]:
     """Nested-CV score of the stack rebuilt without each model's columns (``groups[j]`` names column j's
     model); empty with fewer than two models."""
     groups = np.asarray(groups)
     ids = list(dict.fromkeys(groups))
     if len(ids) < 2:
         return {}
-    return {g: score(metric, y, choose_method(methods, P[:, groups != g], y, folds, metric, size)[1]) for g in ids}
+    return {g: score(metric, y, _nested(methods, P[:, groups != g], groups[groups != g], y, folds, metric, size,
+                                        shrink)[1]) for g in ids}
 
 
-def stack_models(P: np.ndarray, groups, y, folds, metric: str, methods, size: int, drop: bool = True) -> Stack:
+def stack_models(P: np.ndarray, groups, y, folds, metric: str, methods, size: int, drop: bool = True,
+                 shrink: float = 0.0) -> Stack:
     """Choose the stacking method on nested CV and, with ``drop``, eliminate backwards: while rebuilding the
     stack without one model improves the nested score, drop the model whose removal helps most.
 
@@ -50,10 +75,10 @@ def stack_models(P: np.ndarray, groups, y, folds, metric: str, methods, size: in
     dropped, first = [], None
     while True:
         cols = np.flatnonzero(np.isin(groups, active))
-        method, nested, method_scores = choose_method(methods, P[:, cols], y, folds, metric, size)
+        method, nested, method_scores = _nested(methods, P[:, cols], groups[cols], y, folds, metric, size, shrink)
         cv = score(metric, y, nested)
         first = first or (method, cv)
-        without = without_each_model(P[:, cols], groups[cols], y, folds, metric, methods, size)
+        without = without_each_model(P[:, cols], groups[cols], y, folds, metric, methods, size, shrink)
         if not drop or not without:
             break
         worst = max(without, key=lambda g: sign * without[g])

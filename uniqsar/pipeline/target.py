@@ -13,7 +13,7 @@ from uniqsar.config import Recipe
 from uniqsar.data.dataset import TargetData
 from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
-from uniqsar.ensemble.backward import stack_models
+from uniqsar.ensemble.backward import shrunk, stack_models
 from uniqsar.ensemble.greedy import blend, fit_weights
 from uniqsar.featurize.matrix import FeatureStore
 from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
@@ -195,6 +195,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     tdir.mkdir(parents=True, exist_ok=True)  # no folder yet when every member is a joint one
     oof.to_csv(tdir / "oof.csv", index=False)
     ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": method,
+                "shrink": recipe.shrink,
                 "method_nested_scores": method_scores,
                 "final": recipe.final, "transform": ctx.transform, "members": members, "cv_score_nested": ens_cv,
                 "cv_score_in_sample": score(ctx.metric, data.y, blend(P, weights)),
@@ -236,13 +237,17 @@ def _stack(ctx: TargetContext, candidates: list, P: np.ndarray, y: np.ndarray, f
            best_single: dict):
     """Stack ``candidates`` (OOF columns ``P``): the stacking result and one weight per candidate; logged."""
     recipe = ctx.recipe
-    stack = stack_models(P, [c["model"].id for c in candidates], y, folds, ctx.metric, methods,
-                         recipe.ensemble_size, drop=recipe.drop_models)
+    groups = [c["model"].id for c in candidates]
+    stack = stack_models(P, groups, y, folds, ctx.metric, methods, recipe.ensemble_size, drop=recipe.drop_models,
+                         shrink=recipe.shrink)
     for d in stack.dropped:
         log(f"  dropped {d['model']} from the stack: nested CV {ctx.metric} {d['cv_with']:.4f} with it, "
             f"{d['cv_without']:.4f} without")
     weights = np.zeros(len(candidates))
-    weights[stack.columns] = fit_weights(stack.method, P[:, stack.columns], y, ctx.metric, recipe.ensemble_size)
+    weights[stack.columns] = shrunk(fit_weights(stack.method, P[:, stack.columns], y, ctx.metric, recipe.ensemble_size),
+                                    [groups[j] for j in stack.columns], recipe.shrink)
+    if recipe.shrink:
+        log(f"  stack weights shrunk {recipe.shrink:g} of the way to the equal-weight mean of each model's best trial")
     if len(methods) > 1:
         log("  nested CV of the ensemble methods: " + ", ".join(f"{m} {v:.4f}" for m, v in stack.method_scores.items()))
     log(f"  ensemble ({stack.method}, {int((weights > 0).sum())} members): nested CV {ctx.metric} {stack.cv:.4f} "
