@@ -54,7 +54,7 @@ def _study_name(target: str, model_id: str) -> str:
 def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trials_dir=None,
                hard_deadline=None, abort: bool = True) -> StudySpec:
     name = _study_name(data.name, model.id)
-    fold_jobs = max(1, min(ctx.n_jobs, ctx.recipe.n_folds))  # trials run in turn; their folds side by side
+    fold_jobs = max(1, min(ctx.n_jobs, ctx.recipe.n_folds))  # processes for the folds of a batch of trials
     if ctx.storage_url and ctx.run_id:  # a shared database may hold many runs
         name = f"{ctx.run_id}:{name}"
     return StudySpec(
@@ -76,7 +76,7 @@ def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline,
         stale = fail_stale_trials(spec, storage)
         if stale:
             log(f"  {model.id}: {stale} trial(s) interrupted by the previous run marked failed")
-    run_trials(spec, storage, X, data.y, folds)  # one trial at a time: TPE's sequence, and so the seed, hold
+    run_trials(spec, storage, X, data.y, folds)  # fixed trial batches: the seed holds for any n_jobs
     return spec, finished_trials(spec, storage, ctx.recipe.top_trials)
 
 

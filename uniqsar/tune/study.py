@@ -148,7 +148,7 @@ class StudySpec:
     hard_deadline: float | None = None  # a running trial ends by then (or is aborted)
     abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
     n_classes: int | None = None  # multiclass: the number of classes (OOF predictions are (n, K))
-    fold_jobs: int = 1  # processes fitting one trial's folds at a time (same predictions as 1)
+    fold_jobs: int = 1  # processes fitting the folds of a batch of trials side by side (same predictions as 1)
 
 
 _COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
