@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--case", nargs="+", default=["fast_example"], choices=["fast_example", "default_ld50"])
     ap.add_argument("--baseline", default=None, help="git revision to time side by side (default: none)")
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--baseline-only", action="store_true",
+                    help="time only the baseline (when the current side's file exists from an earlier call)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     head = git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "uniqsar") else "")
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
               "baseline": args.baseline, "n_cores": os.cpu_count(), "cases": {}}
     tmp_root = Path(tempfile.mkdtemp(prefix="uniqsar_speed_"))
     try:
-        sides = [("current", REPO)]
+        sides = [] if args.baseline_only else [("current", REPO)]
         if args.baseline:
             wt = tmp_root / "baseline_src"
             git("worktree", "add", "--detach", "-f", str(wt), args.baseline)
