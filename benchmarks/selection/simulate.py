@@ -170,7 +170,9 @@ def write_report(rows: list[dict], out: Path, files) -> None:
         lines.append(f"| {task} | {seed} | {b['metric']} | " + " | ".join(cells) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
+    record = {"command": " ".join(["python", "benchmarks/selection/simulate.py", *sys.argv[1:]]),
+              "git_commit": git_commit(), "summary": summary, "rows": rows}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print("\n".join(lines[:8 + len(DESIGNS)]))
 
 
