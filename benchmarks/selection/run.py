@@ -1,6 +1,7 @@
 """Fit the selection superset once per TDC task and seed, keeping what every candidate design needs.
 
-    python benchmarks/selection/run.py --tasks hia_hou herg ... --seeds 1 2 --out benchmarks/selection/results/raw
+    python benchmarks/selection/run.py --tasks hia_hou herg ... --seeds 1 2 --out benchmarks/selection/results/raw \
+        [--recipe benchmarks/selection/superset.toml]
 
 For each task and seed: the seed's official TDC **train** split is fitted with ``superset.toml`` (the TDC
 **valid** split is never seen by fit; the test set is never read). Every finished trial's out-of-fold
@@ -139,7 +140,7 @@ def collect(run_dir: Path, study_names: list[str]) -> dict:
     return out
 
 
-def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None) -> None:
+def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None, recipe_path: Path = SUPERSET) -> None:
     info = TASKS[task]
     train_val, _ = load_task(task, root)  # the test frame is discarded unread
     tr, va = train_valid_split(train_val, seed)
@@ -150,7 +151,7 @@ def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None) 
     _Capture.valid_smiles = std["canonical"][ok].tolist()
     y_valid = valid["Y"].to_numpy(float)[ok]
     run_dir = Path(tempfile.mkdtemp(prefix=f"uniqsar_sel_{task}_s{seed}_")) / "run"
-    opts = FitOptions(targets=("Y",), smiles_col="Drug", task=info.task, preset=str(SUPERSET), seed=seed,
+    opts = FitOptions(targets=("Y",), smiles_col="Drug", task=info.task, preset=str(recipe_path), seed=seed,
                       n_jobs=1, cache_dir=cache_dir, metric={"Y": info.metric}, target_transform="auto")
     t0 = time.time()
     import pandas as pd
@@ -173,7 +174,7 @@ def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None) 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     from uniqsar.config import load_recipe
 
-    recipe = load_recipe(str(SUPERSET))
+    recipe = load_recipe(str(recipe_path))
     studies = collect(run_dir, [f"Y/{m.id}" for m in recipe.models])
     arrays, meta = {}, {"task": task, "seed": seed, "metric": info.metric, "task_type": info.task,
                         "seconds": round(seconds, 1), "git_commit": git_commit(),
@@ -210,6 +211,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--recipe", default=str(SUPERSET), help="the recipe fitted (default: superset.toml)")
     args = ap.parse_args(argv)
     root = resolve_data_dir(args.data_dir or (str(DEFAULT_DATA) if DEFAULT_DATA.is_dir() else None))
     install_hooks()
@@ -219,7 +221,7 @@ def main(argv=None) -> int:
             if (out / task / f"seed{seed}.npz").is_file():
                 continue
             print(f"[sel {time.strftime('%H:%M:%S')}] {task} seed {seed}: fitting", flush=True)
-            run_one(task, seed, root, out, args.cache_dir)
+            run_one(task, seed, root, out, args.cache_dir, Path(args.recipe))
     return 0
 
 
