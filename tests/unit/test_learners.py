@@ -15,7 +15,6 @@ from uniqsar.registry import LEARNERS, get_learner_class, load_all
 load_all()
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SIZE_KEYS = ("n_estimators", "iterations", "max_iter", "num_boost_round")  # capped by test_params in the search test
 K = 3  # classes of the multiclass data
 SEED = 3
 TARGET_TASKS = ["regression", "binary"]  # the joint (multitask) data's columns
@@ -186,6 +185,7 @@ def test_registry():
         assert cls.key == key and issubclass(cls, Learner)
         assert cls.input in INPUTS
         assert set(cls.test_params) <= set(cls.defaults) | set(cls.fixed_defaults), key
+        assert set(cls.test_size_caps) <= set(cls.defaults), f"{key}: test_size_caps names a parameter not tuned"
         assert cls.strict_params, f"{key}: a misspelt parameter must be an error"
 
 
@@ -231,10 +231,8 @@ class TestConformance:
                {k: v for k, v in defaults.items() if k in first.params}
         for name, dist in first.distributions.items():
             assert dist._contains(dist.to_internal_repr(first.params[name])), f"default {name} outside the space"
-        # usable: fit with them (sizes capped by test_params, torch learners for 2 epochs)
-        caps = {k: v for k, v in cls.test_params.items() if k in SIZE_KEYS or k not in params}
-        if "epochs" in params:
-            caps["epochs"] = 2
+        # usable: fit with them (sizes capped by the class's test_size_caps, the rest of test_params added)
+        caps = {**{k: v for k, v in cls.test_params.items() if k not in params}, **cls.test_size_caps}
         X, y = _data(key, task, n=80)
         m = _learner(key, task, **{**params, **caps})
         assert cls(task, **_task_args(task), **params).params == params  # accepted as they are
@@ -268,7 +266,7 @@ class TestConformance:
 
     def test_bad_inputs_handled(self, key, task):
         """features: NaN cells and an all-NaN column; smiles: unparsable SMILES. Training skips or imputes them,
-        prediction keeps every row (valid molecules finite; an invalid one NaN or the training fallback)."""
+        prediction keeps every row (valid molecules finite; an unreadable SMILES gets the training fallback)."""
         if LEARNERS[key].input == "features":
             X, y = _data(key, task, nan_frac=0.1)
             X[:, 7] = np.nan
@@ -282,8 +280,8 @@ class TestConformance:
         bad = np.array(["not_a_smiles", "C1CC"], dtype=object)
         m = _learner(key, task, epochs=2).fit(np.concatenate([Xtr, bad]), np.concatenate([ytr, ytr[:2]]))
         p = m.predict(np.concatenate([Xte[:4], bad]))
-        _check_shape(task, p[:4], 4)
-        assert len(p) == 6
+        _check_shape(task, p, 6)  # finite everywhere: the unreadable rows get the training fallback
+        np.testing.assert_array_equal(p[4], p[5])
 
     def test_unsupported_task_rejected(self, key, task):
         cls = get_learner_class(key)

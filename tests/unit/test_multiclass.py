@@ -170,7 +170,10 @@ def test_torch_learner_multiclass(key, tmp_path):
     np.testing.assert_allclose(loaded.predict(SMILES), p, rtol=1e-6, atol=1e-7)
     if key == "dmpnn":  # the full-batch D-MPNN learns the tiny set
         assert (p.argmax(axis=1) == Y3).mean() > 0.9
-        assert np.isnan(m.predict(np.array(["not a smiles"], dtype=object))).all()
+    # a SMILES the network cannot read: the class frequencies of the rows it trained on (class 3 never seen;
+    # learners with an inner validation split count only their training part)
+    prior = np.bincount(np.asarray(Y3, int), minlength=4) / len(Y3)
+    np.testing.assert_allclose(m.predict(np.array(["not a smiles"], dtype=object))[0], prior, atol=0.03)
 
 
 # ---- joint targets: one network, a loss masked where a label is missing ----

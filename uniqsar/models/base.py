@@ -41,6 +41,9 @@ class Learner:
     strict_params: ClassVar[bool] = True  # any parameter outside the two dicts above is an error
     #: the conformance tests build the learner with these parameters (a tiny, fast configuration)
     test_params: ClassVar[dict[str, Any]] = {}
+    #: size parameters (trees, epochs) that the search-space test sets over a sampled configuration, so that
+    #: fitting with it stays tiny
+    test_size_caps: ClassVar[dict[str, Any]] = {}
     #: True: the learner starts from weights with an identity (``weights_identity``), recorded in the run manifest
     needs_weights: ClassVar[bool] = False
     #: an optional package imported inside the methods; the conformance tests skip the learner where it is missing

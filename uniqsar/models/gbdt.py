@@ -31,6 +31,7 @@ class LightGBM(Learner):
         "objective": None,
     }
     test_params = {"n_estimators": 80, "learning_rate": 0.1, "min_child_samples": 5, "feature_fraction": 0.8}
+    test_size_caps = {"n_estimators": 80}
 
     @staticmethod
     def search_space(trial, task):
@@ -106,6 +107,7 @@ class CatBoost(Learner):
                 "random_strength": 2.0, "rsm": None}
     fixed_defaults = {"regression_loss": "RMSE"}
     test_params = {"iterations": 40}
+    test_size_caps = {"iterations": 40}
 
     @staticmethod
     def search_space(trial, task):

@@ -217,6 +217,7 @@ class DMPNN(Learner):
     needs_weights = True  # weights_identity: the encoder's start (pretrained, or a seeded random init)
     test_params: dict[str, Any] = {"hidden_size": 32, "ffn_hidden_size": 32, "depth": 2, "epochs": 40, "batch_size": 64,
                                    "lr": 5e-3, "aggregation": "mean"}
+    test_size_caps: dict[str, Any] = {"epochs": 2}
     #: parameters that a pretrained encoder (``weights``) fixes: they are read from its checkpoint
     arch_keys = ("hidden_size", "depth", "aggregation", "aggregation_norm")
     #: below this many training molecules no inner validation split is carved out
@@ -337,6 +338,7 @@ class DMPNN(Learner):
         # targets
         stats = target_stats(self.task, y[rows], self.n_classes, self.target_tasks)
         self.y_mean_, self.y_std_, self.n_outputs_ = stats["y_mean"], stats["y_std"], stats["n_outputs"]
+        self.fallback_ = stats["fallback"]
         norm = lambda v: scale_targets(v, self.y_mean_, self.y_std_)  # noqa: E731
 
         # descriptors (training statistics only)
@@ -394,22 +396,21 @@ class DMPNN(Learner):
         return raw * np.asarray(self.y_std_) + np.asarray(self.y_mean_)
 
     def predict(self, X) -> np.ndarray:
-        """Values / probability of class 1 / (n, K) class probabilities / (n, T) joint targets; NaN rows for
-        invalid SMILES."""
+        """Values / probability of class 1 / (n, K) class probabilities / (n, T) joint targets; a SMILES the
+        network cannot read gets the training fallback (mean, prevalence, class frequencies), as in every torch
+        learner (models saved before the fallback was recorded: NaN)."""
         raw = self.predict_raw(X)
-        if self.task == "regression":
-            return raw
-        nan = [np.nan] * self.n_outputs_ if self.task in ("multiclass", JOINT) else np.nan
         if self.task == JOINT:  # predict_raw de-standardized already: only the binary columns change
-            return to_predictions(JOINT, raw, [0.0] * self.n_outputs_, [1.0] * self.n_outputs_, nan,
+            return to_predictions(JOINT, raw, [0.0] * self.n_outputs_, [1.0] * self.n_outputs_, self.fallback_,
                                   self.target_tasks)
-        return to_predictions(self.task, raw, 0.0, 1.0, nan)
+        return to_predictions(self.task, raw, 0.0, 1.0, self.fallback_)
 
     # -- persistence ------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         torch.save(self.model_.state_dict(), path / "model.pt")
         state = {"graph_version": GRAPH_VERSION, "atom_dim": ATOM_DIM, "bond_dim": BOND_DIM,
                  "y_mean": self.y_mean_, "y_std": self.y_std_, "n_extra": self.n_extra_, "n_outputs": self.n_outputs_,
+                 "fallback": self.fallback_,
                  "desc_scaler": self.desc_scaler_, "epochs_run": len(self.history_), "arch": self.arch_,
                  "init": getattr(self, "init_", None),
                  "dims": {k: self._p()[k] for k in ("hidden_size", "depth", "ffn_hidden_size", "ffn_layers")}}
@@ -423,6 +424,8 @@ class DMPNN(Learner):
                              f"({ATOM_DIM}/{BOND_DIM})")
         self.y_mean_, self.y_std_ = state["y_mean"], state["y_std"]  # lists for joint targets
         self.n_outputs_ = int(state.get("n_outputs", 1))
+        nan = [np.nan] * self.n_outputs_ if self.task in ("multiclass", JOINT) else np.nan
+        self.fallback_ = state.get("fallback", nan)
         self.n_extra_ = int(state["n_extra"])
         self.desc_scaler_ = state["desc_scaler"]
         self.init_ = state.get("init")

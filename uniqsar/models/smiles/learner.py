@@ -82,6 +82,7 @@ class SmilesTransformerLearner(PretrainedLearner):
     pretrained_module = "uniqsar.models.smiles.pretrained"
     test_params: dict[str, Any] = {"weights": "random", "arch": {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_dim": 64},
                                    "lr": 2e-3, "batch_size": 16, "dropout": 0.0, "epochs": 30, "n_tta": 2}
+    test_size_caps: dict[str, Any] = {"epochs": 2}
     defaults: dict[str, Any] = {
         "lr": 2e-4,
         "epochs": 20,

@@ -80,6 +80,7 @@ class UniMol2Learner(PretrainedLearner):
                                                               "pair_hidden": 4},
                                    "epochs": 16, "lr": 3e-3, "head_lr_mult": 3.0, "batch_size": 8, "dropout": 0.0,
                                    "n_conformers": 1}
+    test_size_caps: dict[str, Any] = {"epochs": 2}
     defaults: dict[str, Any] = {
         "lr": 3e-4,
         "epochs": 16,
