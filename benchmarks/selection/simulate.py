@@ -2,6 +2,11 @@
 
     python benchmarks/selection/simulate.py --raw benchmarks/selection/results/raw \
         --out benchmarks/selection/results/designs.md
+    python benchmarks/selection/simulate.py --raw benchmarks/selection/results/raw \
+        --extra-raw benchmarks/selection/results/raw_catboost_speed --out benchmarks/selection/results/catboost_speed.md
+
+``--extra-raw``: runs of another recipe on the same task-seeds (same folds); each of its models replaces the
+MapLight member of S7 in a design of its own, and the report compares those designs with S7.
 
 Each design is a choice of members, trials per study (the first k trials of the study: exactly what
 ``n_trials = k`` runs, same sampler seed), stacking candidates per model and a stacking rule. It is stacked
@@ -105,10 +110,35 @@ def evaluate(meta: dict, arrays: dict, design: Design) -> dict:
             "cv_in_sample": score(metric, y, P @ w), "seconds": seconds, "n_members": int((w > 0).sum())}
 
 
-def score_file(path: Path) -> list[dict]:
+def s7_with(member: str) -> Design:
+    """S7 with ``member`` in the MapLight CatBoost's place."""
+    return Design(f"S7_{member}", (*LGBM, LINEAR, member), few=True, top=1, stack="shrink",
+                  note=f"S7 with {member} instead of {MAPLIGHT}")
+
+
+def merge(meta: dict, arrays: dict, extra: Path) -> list[Design]:
+    """Add the studies of ``extra`` (same task-seed, same folds) to ``meta`` / ``arrays``; their S7 designs."""
+    meta2, arrays2 = load(extra)
+    for k in ("y", "folds"):
+        if not np.array_equal(arrays[k], arrays2[k]):
+            sys.exit(f"{extra}: {k} differ from the superset run of the same task-seed")
+    np.testing.assert_allclose(arrays["y_valid"], arrays2["y_valid"])
+    meta["studies"].update(meta2["studies"])
+    arrays.update({k: v for k, v in arrays2.items() if k.startswith(("oof|", "valid|"))})
+    return [s7_with(m) for m in meta2["studies"]]
+
+
+def score_file(path: Path, extra_raw: Path | None = None) -> list[dict]:
     meta, arrays = load(path)
+    designs = DESIGNS
+    if extra_raw is not None:
+        extra = extra_raw / path.parent.name / path.name
+        if not extra.is_file():
+            print(f"[simulate] {extra} missing: task-seed left out", file=sys.stderr)
+            return []
+        designs = (next(d for d in DESIGNS if d.name == "S7_lean"), *merge(meta, arrays, extra))
     rows = [{"task": meta["task"], "seed": meta["seed"], "metric": meta["metric"], "design": d.name,
-             **evaluate(meta, arrays, d)} for d in DESIGNS]
+             **evaluate(meta, arrays, d), "note": d.note} for d in designs]
     print(f"[simulate] {meta['task']} seed {meta['seed']}: {len(rows)} designs scored", file=sys.stderr, flush=True)
     return rows
 
@@ -123,14 +153,20 @@ def main(argv=None) -> int:
     ap.add_argument("--raw", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--n-jobs", type=int, default=1, help="task-seeds scored side by side (processes)")
+    ap.add_argument("--extra-raw", default=None, help="runs of another recipe whose models replace S7's CatBoost")
     args = ap.parse_args(argv)
     files = sorted(Path(args.raw).glob("*/seed*.npz"))
     if not files:
         sys.exit(f"no superset runs under {args.raw}")
     from joblib import Parallel, delayed
 
-    per_file = Parallel(n_jobs=args.n_jobs)(delayed(score_file)(f) for f in files)
-    write_report([r for rows in per_file for r in rows], Path(args.out), files)
+    extra = Path(args.extra_raw) if args.extra_raw else None
+    per_file = Parallel(n_jobs=args.n_jobs)(delayed(score_file)(f, extra) for f in files)
+    rows = [r for rows in per_file for r in rows]
+    if not rows:
+        sys.exit("no task-seed scored")
+    write_report(rows, Path(args.out), sorted({(r["task"], r["seed"]) for r in rows}), files[0].parent.parent,
+                 base_name="S7_lean" if extra else "S0_current")
     return 0
 
 
@@ -140,32 +176,34 @@ def rel(metric: str, new: float, base: float) -> float:
     return sign * (new - base) / abs(base)
 
 
-def write_report(rows: list[dict], out: Path, files) -> None:
-    base = {(r["task"], r["seed"]): r for r in rows if r["design"] == "S0_current"}
-    lines = [f"# Selection designs on the TDC valid splits ({len(files)} task-seeds)", "",
+def write_report(rows: list[dict], out: Path, task_seeds, raw: Path, base_name: str = "S0_current") -> None:
+    b0 = base_name.split("_")[0]
+    base = {(r["task"], r["seed"]): r for r in rows if r["design"] == base_name}
+    designs = list(dict.fromkeys((r["design"], r["note"]) for r in rows))
+    lines = [f"# Selection designs on the TDC valid splits ({len(task_seeds)} task-seeds)", "",
              f"Produced by `python benchmarks/selection/simulate.py {' '.join(sys.argv[1:])}` at commit "
-             f"{git_commit()} from the superset runs in `{files[0].parent.parent}` (their commits are in each "
-             "file's meta). Rule: `plan.md`. `wins` = task-seeds where the design's valid score beats S0's "
-             "(ties half); `rel` = mean relative improvement over S0 (positive = better); `cost` = CV seconds "
-             "of the trials the design runs / S0's.", "",
-             "| design | wins vs S0 | rel vs S0 | cost vs S0 | note |", "|---|---|---|---|---|"]
+             f"{git_commit()} from the superset runs in `{raw}` (their commits are in each "
+             f"file's meta). Rule: `plan.md`. `wins` = task-seeds where the design's valid score beats {b0}'s "
+             f"(ties half); `rel` = mean relative improvement over {b0} (positive = better); `cost` = CV seconds "
+             f"of the trials the design runs / {b0}'s.", "",
+             f"| design | wins vs {b0} | rel vs {b0} | cost vs {b0} | note |", "|---|---|---|---|---|"]
     summary = {}
-    for d in DESIGNS:
-        mine = [r for r in rows if r["design"] == d.name]
+    for name, note in designs:
+        mine = [r for r in rows if r["design"] == name]
         wins = sum(1.0 if rel(r["metric"], r["valid"], base[(r["task"], r["seed"])]["valid"]) > 1e-9 else
                    0.5 if abs(r["valid"] - base[(r["task"], r["seed"])]["valid"]) <= 1e-9 else 0.0 for r in mine)
         rels = [rel(r["metric"], r["valid"], base[(r["task"], r["seed"])]["valid"]) for r in mine]
         cost = sum(r["seconds"] for r in mine) / max(1e-9, sum(base[(r["task"], r["seed"])]["seconds"] for r in mine))
-        summary[d.name] = {"wins": wins, "n": len(mine), "rel": float(np.mean(rels)), "cost": cost}
-        lines.append(f"| {d.name} | {wins:g}/{len(mine)} | {100 * np.mean(rels):+.2f}% | {cost:.2f} | {d.note} |")
+        summary[name] = {"wins": wins, "n": len(mine), "rel": float(np.mean(rels)), "cost": cost}
+        lines.append(f"| {name} | {wins:g}/{len(mine)} | {100 * np.mean(rels):+.2f}% | {cost:.2f} | {note} |")
     lines += ["", "Per task-seed valid scores (nested CV of the stack on train in brackets where the design uses "
               "the product's stacker):", "",
-              "| task | seed | metric | " + " | ".join(d.name for d in DESIGNS) + " |",
-              "|---|---|---|" + "---|" * len(DESIGNS)]
+              "| task | seed | metric | " + " | ".join(name for name, _ in designs) + " |",
+              "|---|---|---|" + "---|" * len(designs)]
     for (task, seed), b in sorted(base.items()):
         cells = []
-        for d in DESIGNS:
-            r = next(r for r in rows if r["design"] == d.name and r["task"] == task and r["seed"] == seed)
+        for name, _ in designs:
+            r = next(r for r in rows if r["design"] == name and r["task"] == task and r["seed"] == seed)
             cells.append(f"{r['valid']:.3f}" + (f" ({r['nested_cv']:.3f})" if r["nested_cv"] is not None else ""))
         lines.append(f"| {task} | {seed} | {b['metric']} | " + " | ".join(cells) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +211,7 @@ def write_report(rows: list[dict], out: Path, files) -> None:
     record = {"command": " ".join(["python", "benchmarks/selection/simulate.py", *sys.argv[1:]]),
               "git_commit": git_commit(), "summary": summary, "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    print("\n".join(lines[:8 + len(DESIGNS)]))
+    print("\n".join(lines[:6 + len(designs)]))
 
 
 if __name__ == "__main__":
