@@ -30,15 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from uniqsar.util import source_commit
 
 ARMS = ("lgbm_fp", "lgbm_unimol2", "unimol2_ft", "unimol2_scratch", "dmpnn")
 TORCH_ARMS = ("unimol2_ft", "unimol2_scratch", "dmpnn")
@@ -61,16 +61,9 @@ class Dataset:
 
 
 # ------------------------------------------------------------------------------------------ provenance
-def git_commit() -> str:
-    """Short hash of HEAD, with "+dirty" when uniqsar/ differs from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "uniqsar"], cwd=REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def git_commit() -> str | None:
+    """The commit of the uniqsar code that produced a result ("+dirty": uncommitted changes in uniqsar/)."""
+    return source_commit()
 
 
 def versions() -> dict:

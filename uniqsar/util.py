@@ -1,4 +1,4 @@
-"""Small shared helpers: logging to stderr, durations, thread budgets, time limits."""
+"""Small shared helpers: logging to stderr, durations, thread budgets, time limits, the source commit."""
 from __future__ import annotations
 
 import os
@@ -31,6 +31,26 @@ def parse_duration(text) -> float | None:
         raise ValueError(f"cannot read duration {text!r}; use e.g. 90s, 10m, 1h30m")
     unit = {"h": 3600, "m": 60, "s": 1}
     return sum(float(a) * unit[b] for a, b in parts)
+
+
+def source_commit() -> str | None:
+    """Short git commit of the checkout this uniqsar package is imported from, with "+dirty" when its
+    ``uniqsar/`` folder has uncommitted changes; None when it is not a git checkout (an installed wheel)."""
+    import subprocess
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=pkg, capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != pkg.parent:
+            return None  # a repository that merely contains an installed copy (e.g. a venv inside a project)
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def n_cores() -> int:

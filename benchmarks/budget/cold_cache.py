@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from uniqsar.util import source_commit
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "tdc_admet_group" / "lipophilicity_astrazeneca" / "train_val.csv"
 
@@ -35,7 +37,7 @@ def main() -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.time() - t0
     out = {"command": " ".join(sys.argv), "fit_command": " ".join(cmd[1:]),
-           "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
+           "commit": source_commit(),
            "n_molecules": a.n, "budget_s": a.budget, "wall_s": round(wall, 1), "returncode": r.returncode,
            "log": [ln for ln in r.stderr.splitlines() if ": trial " not in ln]}
     if r.returncode == 0:

@@ -24,6 +24,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from uniqsar.util import source_commit  # noqa: E402
+
 from uniqsar.data.split import make_folds  # noqa: E402
 from uniqsar.data.standardize import standardize_many  # noqa: E402
 from uniqsar.featurize.cache import FeatureCache  # noqa: E402
@@ -67,7 +69,7 @@ def main(argv=None):
     p.add_argument("--noise", action="store_true", help="also each task with its target replaced by N(0, 1) noise")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = source_commit()
     result = {"command": " ".join(["python", *sys.argv]), "commit": commit, "ref": a.ref, "tasks": {}}
     old = ref_learner(a.ref) if a.ref else None
     for task in a.tasks:

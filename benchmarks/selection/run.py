@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ REPO = HERE.parents[1]
 import uniqsar.pipeline.target as target_mod  # noqa: E402
 import uniqsar.tune.folds as folds_mod  # noqa: E402
 import uniqsar.tune.study as study_mod  # noqa: E402
+from uniqsar.util import source_commit  # noqa: E402
 from uniqsar.data import transform as target_transform  # noqa: E402
 from uniqsar.data.dataset import standardize_column  # noqa: E402
 from uniqsar.data.tdc import TASKS, load_task, resolve_data_dir, train_valid_split  # noqa: E402
@@ -113,11 +113,9 @@ def install_hooks() -> None:
     target_mod.member_digests = lambda mdir: {}
 
 
-def git_commit() -> str:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "uniqsar") else "")
+def git_commit() -> str | None:
+    """The commit of the uniqsar code that produced a result ("+dirty": uncommitted changes in uniqsar/)."""
+    return source_commit()
 
 
 def collect(run_dir: Path, study_names: list[str]) -> dict:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from uniqsar.util import source_commit  # noqa: E402
 from uniqsar.ensemble.backward import stack_models
 from uniqsar.ensemble.greedy import fit_weights
 from uniqsar.metrics import METRICS, score
@@ -143,9 +143,9 @@ def score_file(path: Path, extra_raw: Path | None = None) -> list[dict]:
     return rows
 
 
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
+def git_commit() -> str | None:
+    """The commit of the uniqsar code that produced a result ("+dirty": uncommitted changes in uniqsar/)."""
+    return source_commit()
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from uniqsar.util import source_commit
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 LD50 = REPO.parent / "shared" / "data" / "tdc_admet_group" / "ld50_zhu" / "train_val.csv"
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
                     help="time only the baseline (when the current side's file exists from an earlier call)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    head = git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "uniqsar") else "")
+    head = source_commit()
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": head,
               "baseline": args.baseline, "n_cores": os.cpu_count(), "cases": {}}
     tmp_root = Path(tempfile.mkdtemp(prefix="uniqsar_speed_"))

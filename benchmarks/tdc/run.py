@@ -39,6 +39,7 @@ from uniqsar.data.tdc import ENV_VAR, TASKS, evaluate, load_task, resolve_data_d
 from uniqsar.io.artifacts import read_json  # noqa: E402
 from uniqsar.pipeline.fit import FitOptions, fit  # noqa: E402
 from uniqsar.pipeline.predict import Run  # noqa: E402
+from uniqsar.util import source_commit  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tdc_admet_group"
 
@@ -59,18 +60,8 @@ def target_transform(preset: str, task: str) -> str:
 
 
 def git_commit() -> str | None:
-    """The checkout's commit the result was produced by, "+dirty" if uniqsar/ has uncommitted changes."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        dirty = git("status", "--porcelain", "--", str(REPO / "uniqsar"))
-        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    """The commit of the uniqsar code that produced a result ("+dirty": uncommitted changes in uniqsar/)."""
+    return source_commit()
 
 
 class LeakyPretraining(ValueError):

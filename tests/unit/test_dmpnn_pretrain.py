@@ -57,6 +57,7 @@ def test_export_and_card(run):
                                                                         "W_o.bias"}
     assert card["steps"] == 20 and card["targets"]["descriptors"] > 200 and card["targets"]["morgan_bits"] == 64
     assert np.isfinite(card["final_val_losses"]["loss"])
+    assert card["command"] and "commit" in card and card["versions"]["uniqsar"]  # what produced it
     assert len(_losses(out / "losses.csv")) == 20 and (out / "val_losses.csv").exists()
     assert card["sha256"] == pretrained.identity(out / "checkpoint.pt")["sha256"]
 

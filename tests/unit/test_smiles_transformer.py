@@ -158,6 +158,7 @@ def test_pretrain_tiny_writes_everything(tiny_checkpoint):
     assert [int(r["step"]) for r in csv.DictReader(open(out / "val_losses.csv"))] == [4, 8, 12]
     card = json.loads((out / "model_card.json").read_text())
     assert card["kind"] == "smiles_transformer" and card["steps"] == 12
+    assert card["command"] and "commit" in card and card["versions"]["uniqsar"]  # what produced it
     assert card["sha256"] == pretrained.file_sha256(tiny_checkpoint)
     ck = torch.load(out / "ckpt" / "last.pt", weights_only=True)
     assert ck["step"] == 12 and ck["rng_numpy"].dtype == torch.uint8

@@ -166,6 +166,18 @@ class CsvLog:
         self.fh.flush()
 
 
+def write_model_card(out: Path, card: dict) -> dict:
+    """Write ``out/model_card.json``: ``card`` plus what produced it (the command line, the source commit, the
+    uniqsar / torch / numpy versions), the same fields for every pretraining kind. Returns the written card."""
+    from uniqsar import __version__
+    from uniqsar.util import source_commit
+
+    card = {**card, "command": " ".join(sys.argv), "commit": source_commit(),
+            "versions": {"uniqsar": __version__, "torch": torch.__version__, "numpy": np.__version__}}
+    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    return card
+
+
 def fmt_time(s: float) -> str:
     s = int(max(s, 0))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

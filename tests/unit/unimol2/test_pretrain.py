@@ -184,6 +184,7 @@ def test_pretrain_tiny_decreases_and_exports(tmp_path, corpus):
     model, info = load_unimol2(out / "checkpoint.pt")
     assert info["config"]["lm_head"] and info["config"]["embed_dim"] == 64
     assert card["steps"] == 30 and card["sha256"] == json.loads((out / "model_card.json").read_text())["sha256"]
+    assert card["command"] and "commit" in card and card["versions"]["uniqsar"]  # what produced it
     ck = torch.load(out / "ckpt" / "last.pt", weights_only=True)
     assert ck["step"] == 30 and ck["rng_torch"].dtype == torch.uint8
     with pytest.raises(FileExistsError):

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, lr_lambda, \
-    plot_losses, restore_checkpoint, rng_states, rng_tensor
+    plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
@@ -408,7 +408,6 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
     save_checkpoint(net.encoder.cpu(), spec, out / "checkpoint.pt", prov, recipe=r.name)
     card = {
         "format": "uniqsar-dmpnn-pretrain/1",
-        "command": " ".join(sys.argv),
         "kind": "dmpnn",
         "recipe": r.to_dict(),
         "encoder": {k: getattr(spec, k) for k in ("hidden_size", "depth", "aggregation", "aggregation_norm")},
@@ -426,11 +425,10 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
         "sha256": file_sha256(out / "checkpoint.pt"),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__},
         "install_as_default": "cp checkpoint.pt uniqsar/models/dmpnn/weights/default.pt && cp model_card.json "
                               "uniqsar/models/dmpnn/weights/default.json",
     }
-    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    card = write_model_card(out, card)
     plot_losses(out, terms=("loss", "desc", "bits"))
     say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
     return card

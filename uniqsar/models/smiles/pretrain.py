@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor
+    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.unimol2.pretrain_data import epoch_batches
 from uniqsar.models.weights_identity import file_sha256
@@ -281,12 +281,11 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
         "sha256": file_sha256(out / "checkpoint.pt"),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__},
         "install_as_default": "mkdir -p uniqsar/models/smiles/weights && cp checkpoint.pt "
                               "uniqsar/models/smiles/weights/default.pt && cp model_card.json "
                               "uniqsar/models/smiles/weights/default.json",
     }
-    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    card = write_model_card(out, card)
     plot_losses(out)
     say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
     return card

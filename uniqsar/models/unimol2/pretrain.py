@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor
+    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
@@ -298,9 +298,8 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         "final_val_losses": val_final,
         "checkpoint": "checkpoint.pt",
         "sha256": file_sha256(out / "checkpoint.pt"),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__},
     }
-    (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    card = write_model_card(out, card)
     log.fh.close()
     vlog.fh.close()
     plot_losses(out)
