@@ -83,3 +83,22 @@ def test_aborted_trial_fails_without_oof_and_stops_the_study(slow_learner, tmp_p
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
     assert not (tmp_path / "trials").exists() or not any((tmp_path / "trials").iterdir())
     assert finished_trials(spec, storage, top=3) == ([], 0)
+
+
+def test_budget_object_splits_the_time_left():
+    from uniqsar.pipeline.budget import FINAL_SHARE, Budget
+
+    none = Budget.starting_now(None)
+    assert not none.limited and none.deadline is None and none.left() == float("inf") and not none.exhausted()
+    assert none.target_deadlines(0, 3) == (None, None) and none.joint_deadline(1, 2) is None
+
+    b = Budget(seconds=300.0, start=time.time())
+    assert b.limited and abs(b.deadline - b.start - 300.0) < 1e-9 and 299.0 < b.left() <= 300.0
+    tune, final = b.target_deadlines(0, 3)  # a third of what is left, its last FINAL_SHARE for the refits
+    assert abs((final - time.time()) - 100.0) < 1.0
+    assert abs((final - tune) - FINAL_SHARE * 100.0) < 1.0
+    tune, final = b.target_deadlines(2, 3)  # the last target gets all that is left
+    assert abs(final - b.deadline) < 1e-6
+    assert abs((b.joint_deadline(10, 30) - time.time()) - 300.0 * (1 - FINAL_SHARE) / 3) < 1.0
+    past = Budget(seconds=5.0, start=time.time() - 10.0)
+    assert past.left() == 0.0 and past.exhausted()

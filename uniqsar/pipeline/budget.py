@@ -1,4 +1,9 @@
-"""Planning a fit into its time budget, before anything expensive runs.
+"""A fit's time budget (``Budget``: one deadline and the rules that split what is left) and planning the fit
+into it before anything expensive runs.
+
+- ``Budget`` splits the time left: featurization may use ``FEATURIZE_SHARE`` of it, each target an equal share
+  of what remains when it starts (joint studies: their share of all trials), and ``FINAL_SHARE`` of each share is
+  kept for stacking, final refits and writing the run directory.
 
 - A guaranteed fallback: LightGBM with its default settings (100 trees) on one ECFP count view is cross-validated
   first, always starts and is never aborted (boosting stops at the tuning deadline with the trees it has), so a
@@ -12,7 +17,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from uniqsar.config import FeaturizerSpec, ModelSpec, Recipe
 from uniqsar.util import log
@@ -22,8 +27,55 @@ FALLBACK_PARAMS = {"n_estimators": 100}  # the learner's defaults otherwise
 FALLBACK_VIEW = FeaturizerSpec("fallback_ecfp", "morgan_count", {"radius": 2, "n_bits": 1024})
 #: featurization may use at most this share of the time left when it starts
 FEATURIZE_SHARE = 0.5
+#: share of each target's time kept for stacking, final refits and writing the run directory
+FINAL_SHARE = 0.2
 #: molecules timed per featurizer (after one warm-up molecule that pays for model loading)
 PROBE = 8
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The time budget of one fit: ``seconds`` from ``start`` (``time.time()``); ``seconds=None`` is no budget,
+    and then every deadline below is None (no limit)."""
+
+    seconds: float | None
+    start: float
+
+    @classmethod
+    def starting_now(cls, seconds: float | None) -> "Budget":
+        return cls(float(seconds) if seconds else None, time.time())
+
+    @property
+    def limited(self) -> bool:
+        return self.seconds is not None
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.seconds is None else self.start + self.seconds
+
+    def left(self) -> float:
+        """Seconds left (infinite without a budget; 0 once past the deadline)."""
+        return float("inf") if self.seconds is None else max(0.0, self.deadline - time.time())
+
+    def exhausted(self, margin: float = 1.0) -> bool:
+        return self.seconds is not None and time.time() > self.deadline - margin
+
+    def target_deadlines(self, i: int, n: int) -> tuple[float | None, float | None]:
+        """(tuning deadline, final deadline) of target ``i`` of ``n``, planned when it starts: an equal share of
+        the time left, its last ``FINAL_SHARE`` kept for stacking and refits."""
+        if self.seconds is None:
+            return None, None
+        now = time.time()
+        share = (self.deadline - now) / (n - i)
+        return now + share * (1 - FINAL_SHARE), now + share
+
+    def joint_deadline(self, n_joint_trials: int, n_all_trials: int) -> float | None:
+        """Deadline of the joint studies (run before the per-target ones): their trials' share of the tuning
+        time left."""
+        if self.seconds is None:
+            return None
+        now = time.time()
+        return now + (self.deadline - now) * (1 - FINAL_SHARE) * n_joint_trials / max(1, n_all_trials)
 
 
 def is_fallback(model: ModelSpec) -> bool:
@@ -64,13 +116,13 @@ def _estimate(store, alias: str, smiles: list[str], n_jobs: int) -> tuple[float,
     return per_molecule * (len(missing) - 1 - PROBE) / max(1, n_jobs), f"measured on {PROBE}"
 
 
-def plan_budget(recipe: Recipe, specs: dict, store, targets: dict, deadline: float, n_jobs: int):
+def plan_budget(recipe: Recipe, specs: dict, store, targets: dict, budget: Budget, n_jobs: int):
     """(recipe, specs, plan): the fallback put first, the featurizers that do not fit the budget left out."""
     recipe, specs, fallback = _fallback(recipe, specs)
     store.specs = specs
     smiles = list(dict.fromkeys(s for d in targets.values() for s in d.smiles))
     t_plan = time.time()
-    allowance = FEATURIZE_SHARE * max(0.0, deadline - t_plan)
+    allowance = FEATURIZE_SHARE * budget.left()
     order = sorted(specs, key=lambda a: (store.featurizer(a).seconds_per_molecule, a))  # cheap ones first
     estimate, skipped, total = {}, [], 0.0
     for alias in order:

@@ -20,17 +20,13 @@ from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import get_metric
 from uniqsar.models.provenance import recipe_representations
 from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
-from uniqsar.pipeline.budget import plan_budget
+from uniqsar.pipeline.budget import Budget, plan_budget
 from uniqsar.pipeline.joint import plan_joint
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
 from uniqsar.uncertainty.calibration import LEVELS, calibrate_target
 from uniqsar.util import log, n_cores
-
-# Share of a time budget reserved for stacking, final refits and writing the run directory.
-FINAL_SHARE = 0.2
-
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -66,26 +62,25 @@ def _fingerprint(ds, recipe, options: FitOptions) -> str:
     return h.hexdigest()[:16]
 
 
-def _featurize(store: FeatureStore, targets: dict, aliases: list[str], deadline, budget) -> None:
+def _featurize(store: FeatureStore, targets: dict, aliases: list[str], budget: Budget) -> None:
     """Compute every feature matrix before tuning, so the time budget is split over what is left."""
     t0 = time.time()
     for data in targets.values():
         for alias in aliases:
             store.get(alias, data.smiles)
     seconds = time.time() - t0
-    if deadline is None:
+    if not budget.limited:
         return
-    log(f"featurization took {seconds:.1f} s; {max(0.0, deadline - time.time()):.0f} s of the time budget left")
-    if seconds > 0.5 * budget:
-        log(f"WARNING: featurization used {seconds / budget:.0%} of the {budget:.0f} s time budget; little or no time "
-            "is left to tune learners (features are cached: a rerun with the same cache skips this)")
+    log(f"featurization took {seconds:.1f} s; {budget.left():.0f} s of the time budget left")
+    if seconds > 0.5 * budget.seconds:
+        log(f"WARNING: featurization used {seconds / budget.seconds:.0%} of the {budget.seconds:.0f} s time budget; "
+            "little or no time is left to tune learners (features are cached: a rerun with the same cache skips this)")
 
 
 def fit(data, out, options: FitOptions) -> Path:
     """Run the whole AutoML on ``data`` (path or DataFrame) and write the run to ``out``. A fit that stops early
     marks ``out`` failed (``pipeline/rundir.py``), so the same call can be repeated."""
-    t_start = time.time()
-    deadline = t_start + options.time_budget if options.time_budget else None
+    budget = Budget.starting_now(options.time_budget)
     out = Path(out)
     recipe = resolve_recipe(options.preset, options.learners, options.standardize, options.drop_conflicting,
                             options.joint_targets)
@@ -96,14 +91,14 @@ def fit(data, out, options: FitOptions) -> Path:
     n_jobs = n_cores() if options.n_jobs in (0, -1) else max(1, options.n_jobs)
     previous = prepare_out(out, options.resume)
     try:
-        return _fit_in(data, out, options, recipe, n_jobs, previous, t_start, deadline)
+        return _fit_in(data, out, options, recipe, n_jobs, previous, budget)
     except BaseException as exc:
         mark_failed(out, exc)
         raise
 
 
-def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous: dict | None, t_start: float,
-            deadline: float | None) -> Path:
+def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous: dict | None,
+            budget: Budget) -> Path:
     """The fit once ``out`` is ready (``previous``: the manifest of a failed attempt found there, or None)."""
     df = read_table(data)
     log(f"read {len(df)} rows; standardizing molecules ({recipe.standardize})")
@@ -135,8 +130,8 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     specs = {a: {"key": recipe.featurizer(a).key, "params": recipe.featurizer(a).params} for a in used}
     store = FeatureStore(specs, FeatureCache(options.cache_dir, enabled=options.use_cache), n_jobs=n_jobs)
     plan = None
-    if deadline is not None and recipe.n_folds:  # a fallback first; featurizers that cannot pay off skipped
-        recipe, specs, plan = plan_budget(recipe, specs, store, ds.targets, deadline, n_jobs)
+    if budget.limited and recipe.n_folds:  # a fallback first; featurizers that cannot pay off skipped
+        recipe, specs, plan = plan_budget(recipe, specs, store, ds.targets, budget, n_jobs)
         used = sorted(specs)
 
     manifest = {
@@ -161,18 +156,14 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         manifest["joint_targets"] = {"targets": joint.targets, "models": [m.id for m in joint.models]}
     write_run_spec(out, recipe, options.seed, ds.targets, folds, manifest, transforms, specs, fingerprint)
 
-    _featurize(store, ds.targets, used, deadline, options.time_budget)
+    _featurize(store, ds.targets, used, budget)
     if joint is not None:
-        _tune_joint(joint, out, recipe, manifest, options, n_jobs, fingerprint, deadline)
+        _tune_joint(joint, out, recipe, manifest, options, n_jobs, fingerprint, budget)
     rows, metrics, timings = [], {}, {}
     n_targets = len(ds.targets)
     for i, (name, data_t) in enumerate(ds.targets.items()):
         t0 = time.time()
-        tune_deadline = final_deadline = None
-        if deadline is not None:
-            share = (deadline - time.time()) / (n_targets - i)
-            tune_deadline = time.time() + share * (1 - FINAL_SHARE)
-            final_deadline = time.time() + share
+        tune_deadline, final_deadline = budget.target_deadlines(i, n_targets)
         transform = transforms[name]
         manifest["targets"][name]["transform"] = transform
         recipe_t = recipe.for_size(len(data_t.y))
@@ -203,28 +194,26 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a), **store.notes.get(a, {})}
                                           for a, s in specs.items()})
     manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
-                    timings={"total_s": round(time.time() - t_start, 2), "per_target_s": timings})
+                    timings={"total_s": round(time.time() - budget.start, 2), "per_target_s": timings})
     write_json(out / "manifest.json", manifest)
-    if deadline is not None and time.time() > deadline - 1:  # the report is a view: never worth overrunning for
+    if budget.exhausted():  # the report is a view: never worth overrunning for
         log(f"time budget: report.html not written (no time left); `uniqsar report {out}` writes it")
     else:
         _write_report(out)
-    log(f"done in {time.time() - t_start:.1f} s -> {out}")
+    log(f"done in {time.time() - budget.start:.1f} s -> {out}")
     return out
 
 
 def _tune_joint(joint, out: Path, recipe, manifest: dict, options: FitOptions, n_jobs: int, run_id: str,
-                deadline: float | None) -> None:
+                budget: Budget) -> None:
     """The joint studies, before the per-target ones; under a time budget they get their share of the tuning time
     (their trials against all trials of the run)."""
     from uniqsar.pipeline.joint import tune_joint, write_plan_record
     from uniqsar.tune.study import storage_for
 
-    joint_deadline = None
-    if deadline is not None:
-        n_joint = sum(m.n_trials for m in joint.models)
-        n_all = n_joint + sum(m.n_trials for m in recipe.models if m not in joint.models) * len(manifest["targets"])
-        joint_deadline = time.time() + (deadline - time.time()) * (1 - FINAL_SHARE) * n_joint / max(1, n_all)
+    n_joint = sum(m.n_trials for m in joint.models)
+    n_all = n_joint + sum(m.n_trials for m in recipe.models if m not in joint.models) * len(manifest["targets"])
+    joint_deadline = budget.joint_deadline(n_joint, n_all)
     metrics = {n: manifest["targets"][n]["metric"] for n in joint.targets}
     tune_joint(joint, out, recipe, metrics, options.seed, n_jobs, storage_for(out, options.storage),
                run_id if options.storage else "", joint_deadline)
