@@ -20,8 +20,8 @@ def _learner_help() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from uniqsar import __version__
-    from uniqsar.data.standardize import MODES
     from uniqsar.config import available_presets
+    from uniqsar.data.standardize import MODES
 
     p = argparse.ArgumentParser(prog="uniqsar", description="AutoML for molecular property prediction (QSAR).")
     p.add_argument("--version", action="version", version=f"uniqsar {__version__}")
@@ -122,13 +122,14 @@ def info_text(path) -> str:
     import pandas as pd
 
     from uniqsar.data.standardize import LEGACY_MODE
+    from uniqsar.io import layout
     from uniqsar.io.artifacts import check_run_dir, read_json
     from uniqsar.models.provenance import representation_lines
 
     path = check_run_dir(path)
-    m = read_json(path / "manifest.json")
-    rep = read_json(path / "data_report.json")
-    metrics = read_json(path / "metrics.json")
+    m = read_json(path / layout.MANIFEST)
+    rep = read_json(path / layout.DATA_REPORT)
+    metrics = read_json(path / layout.METRICS)
     lines = [f"run {path}", f"  preset {m['preset']}, seed {m['seed']}, uniqsar {m['versions']['uniqsar']}, "
              f"fit time {m['timings']['total_s']:.0f} s",
              f"  data: {rep['n_rows']} rows, {rep['n_valid']} valid, {rep['n_invalid']} invalid; "
@@ -137,7 +138,7 @@ def info_text(path) -> str:
     if m.get("joint_targets"):
         lines.append(f"  joint targets {', '.join(m['joint_targets']['targets'])}: "
                      f"{', '.join(m['joint_targets']['models'])} fitted with one network for all of them")
-    board = pd.read_csv(path / "leaderboard.csv")
+    board = pd.read_csv(path / layout.LEADERBOARD)
     for t, tm in m["targets"].items():
         r = metrics[t]
         lines.append(f"\ntarget {t}: {tm['task']}, {r['n_train']} training molecules, metric {r['metric']}")
@@ -163,10 +164,11 @@ def info_text(path) -> str:
 
 def cmd_info(a) -> int:
     if a.json:
+        from uniqsar.io import layout
         from uniqsar.io.artifacts import check_run_dir, read_json
 
         path = check_run_dir(a.run)
-        print(json.dumps({"manifest": read_json(path / "manifest.json"), "metrics": read_json(path / "metrics.json")},
+        print(json.dumps({"manifest": read_json(path / layout.MANIFEST), "metrics": read_json(path / layout.METRICS)},
                          indent=2))
     else:
         print(info_text(a.run))

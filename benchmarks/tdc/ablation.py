@@ -12,7 +12,8 @@ import pandas as pd
 from uniqsar.data import transform as target_transform
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import read_json, safe_name, write_json
+from uniqsar.io.artifacts import read_json, write_json
+from uniqsar.io.layout import safe_name
 from uniqsar.pipeline.predict import Run
 from uniqsar.registry import get_learner_class
 

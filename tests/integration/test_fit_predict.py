@@ -44,6 +44,12 @@ def test_run_directory_is_plain_files(reg_run):
     report = json.loads((out / "data_report.json").read_text())
     assert report["n_invalid"] == 4 and report["n_valid"] == 200
     assert {e["reason"] for e in report["invalid_examples"]} >= {"invalid SMILES: could not parse", "empty SMILES"}
+    # the top level holds only what the layout names (a stray name would not be cleared by a restart)
+    from uniqsar.io import layout
+
+    top = {p.name for p in out.iterdir()}
+    assert top - set(layout.RUN_ENTRIES) - {layout.JOURNAL} <= {f"{layout.JOURNAL}.lock"}, top
+    assert (out / layout.target_dir_name("Y") / layout.ENSEMBLE).is_file()
     # no pickles anywhere in the run directory
     for p in out.rglob("*"):
         if p.is_file():

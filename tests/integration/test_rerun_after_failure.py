@@ -123,3 +123,20 @@ def test_failure_before_the_manifest_still_leaves_a_rerunnable_directory(tmp_pat
     monkeypatch.undo()
     fit(data, out, opts)
     assert _manifest(out)["status"] == "complete"
+
+
+def test_starting_over_clears_every_entry_the_layout_names(tmp_path):
+    """A failed attempt that fitted something else loses all of its own files (joint studies and a report
+    included), never the user's."""
+    from uniqsar.io import layout
+    from uniqsar.pipeline.rundir import continue_or_restart
+
+    out = tmp_path / "run"
+    (out / layout.JOINT / "m").mkdir(parents=True)
+    (out / layout.JOINT / layout.JOINT_PLAN).write_text("{}")
+    (out / layout.REPORT).write_text("<html></html>")
+    (out / layout.JOURNAL).write_text("")
+    (out / "notes.txt").write_text("mine")
+    previous = {"status": "failed", "fingerprint": "old", "error": "x"}
+    assert continue_or_restart(out, previous, "new") is False
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uniqsar.io import layout
+
 from .common import CompatError, CompatWarning, compute_metrics, parse_metrics, read_input
 
 OWNER = "MolPredict"
@@ -33,7 +35,7 @@ class MolPredict:
         path = Path(str(load_model))
         if not (path / COMPAT_FILE).is_file():
             hint = (" (a uniqsar run directory without it: use uniqsar.load_run)"
-                    if (path / "manifest.json").is_file() else "")
+                    if (path / layout.MANIFEST).is_file() else "")
             raise CompatError(f"{OWNER}: {str(path)!r} is not a MolTrain save_path: it has no {COMPAT_FILE}{hint}")
         self.load_model = str(path)
         self.compat = read_json(path / COMPAT_FILE)

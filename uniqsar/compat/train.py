@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uniqsar.io import layout
+
 from .common import (MULTILABEL, PIPELINE_METRIC, TASKS, UNIMOL_TOOLS_VERSION, CompatError, CompatWarning, Unset,
                      check_choice, check_data_type, compute_metrics, parse_metrics, read_input, resolve_weights,
                      target_columns, warn_speed_only)
@@ -211,14 +213,14 @@ class MolTrain:
         from uniqsar.data.dataset import standardize_column
         from uniqsar.io.artifacts import read_json
 
-        manifest = read_json(self.run_dir / "manifest.json")
+        manifest = read_json(self.run_dir / layout.MANIFEST)
         rows = standardize_column(df, self.config["smiles_col"], mode=manifest.get("standardize", "canonical"))
         canon = rows["canonical"].where(rows["error"] == "", None)
         if self.task == "multiclass":
             return self._oof_multiclass(df, manifest, cols[0], canon)
         preds, ys = [], []
         for t in cols:
-            oof = pd.read_csv(self.run_dir / manifest["targets"][t]["dir"] / "oof.csv")
+            oof = pd.read_csv(self.run_dir / manifest["targets"][t]["dir"] / layout.OOF)
             by_smiles = dict(zip(oof["smiles"], oof["ensemble_nested"]))
             preds.append([by_smiles.get(s, np.nan) if s is not None else np.nan for s in canon])
             ys.append(pd.to_numeric(df[t], errors="coerce").to_numpy(float))
@@ -230,7 +232,7 @@ class MolTrain:
         from uniqsar.pipeline.oof import prob_columns
 
         tdir = self.run_dir / manifest["targets"][t]["dir"]
-        oof = pd.read_csv(tdir / "oof.csv")
+        oof = pd.read_csv(tdir / layout.OOF)
         classes = manifest["targets"][t]["classes"]
         P = np.zeros((len(df), self._multiclass_cnt))
         probs = oof[prob_columns("ensemble_nested", len(classes))].to_numpy(float)

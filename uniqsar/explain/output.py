@@ -7,7 +7,7 @@ import numpy as np
 
 from uniqsar.explain.draw import weights_svg
 from uniqsar.explain.occlusion import explain_smiles
-from uniqsar.io.artifacts import safe_name
+from uniqsar.io.layout import safe_name
 
 
 def explain_to_dir(run, smiles: list, out, targets: list[str] | None = None) -> dict:

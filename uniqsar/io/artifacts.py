@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from uniqsar.io.layout import MANIFEST
+
 FORMAT_VERSION = 1
 
 
@@ -73,16 +75,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def safe_name(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
-    return keep or "target"
-
-
 def check_run_dir(path) -> Path:
     path = Path(path)
-    manifest = path / "manifest.json"
+    manifest = path / MANIFEST
     if not manifest.exists():
-        raise RunDirError(f"{path} is not a uniqsar run directory (no manifest.json)")
+        raise RunDirError(f"{path} is not a uniqsar run directory (no {MANIFEST})")
     m = read_json(manifest)
     if not isinstance(m, dict):
         raise RunDirError(f"{manifest} is damaged (not a JSON object); restore it from a copy or refit the run")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+from uniqsar.io import layout
 from uniqsar.io.artifacts import RunDirError
 from uniqsar.models.weights_identity import file_sha256
 
 #: written beside the parts, not needed to predict (a resumed fit's record of what was fitted)
-_NOT_PART = ("final.json",)
+_NOT_PART = (layout.FINAL,)
 
 
 def member_digests(folder) -> dict[str, str]:
@@ -56,7 +57,7 @@ def verify_member(run: Path, member: dict) -> list[str]:
         raise RunDirError(f"{run}: the model folder of ensemble member {name!r} is missing ({mdir}); {_REFIT}")
     files = member.get("files")
     if files is None:  # runs fitted before digests were recorded: the parts must at least be there
-        parts = sorted(p.name for p in mdir.iterdir() if p.is_dir() and (p / "learner.json").is_file())
+        parts = sorted(p.name for p in mdir.iterdir() if p.is_dir() and (p / layout.LEARNER).is_file())
         if not parts:
             raise RunDirError(f"{run}: ensemble member {name!r} has no fitted model in {mdir}; {_REFIT}")
         return parts

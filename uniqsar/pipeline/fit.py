@@ -15,18 +15,20 @@ from uniqsar.data import transform as target_transform
 from uniqsar.data.dataset import prepare, read_table
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, safe_name, write_json
+from uniqsar.io import layout
+from uniqsar.io.artifacts import FORMAT_VERSION, package_versions, read_json, write_json
 from uniqsar.io.verify import weights_digests
 from uniqsar.metrics import get_metric
 from uniqsar.models.provenance import recipe_representations
-from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
 from uniqsar.pipeline.budget import Budget, plan_budget
 from uniqsar.pipeline.joint import plan_joint
+from uniqsar.pipeline.options import check_class_counts, resolve_metrics, resolve_recipe, target_metrics
 from uniqsar.pipeline.rundir import continue_or_restart, mark_failed, prepare_out
 from uniqsar.pipeline.target import TargetContext, fit_target, target_folds
 from uniqsar.pipeline.worker import write_run_spec
 from uniqsar.uncertainty.calibration import LEVELS, calibrate_target
 from uniqsar.util import log, n_cores
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -119,12 +121,12 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
     fingerprint = _fingerprint(ds, recipe, options)
     if continue_or_restart(out, previous, fingerprint):
         options = replace(options, resume=True)
-    if options.resume and (out / "manifest.json").exists():
-        old = read_json(out / "manifest.json").get("fingerprint")
+    if options.resume and (out / layout.MANIFEST).exists():
+        old = read_json(out / layout.MANIFEST).get("fingerprint")
         if old != fingerprint:
             raise ValueError(f"cannot resume {out}: it was started with different data, targets, recipe or seed")
-    write_json(out / "data_report.json", rep)
-    (out / "recipe.toml").write_text(f"# resolved recipe of this run (preset {options.preset!r})\n" + dump_toml(recipe.to_dict()))
+    write_json(out / layout.DATA_REPORT, rep)
+    (out / layout.RECIPE).write_text(f"# resolved recipe of this run (preset {options.preset!r})\n" + dump_toml(recipe.to_dict()))
 
     used = sorted({a for m in recipe.models for a in m.features})
     specs = {a: {"key": recipe.featurizer(a).key, "params": recipe.featurizer(a).params} for a in used}
@@ -140,12 +142,12 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         "fingerprint": fingerprint, "standardize": recipe.standardize, "smiles_col": ds.smiles_col,
         "n_jobs": n_jobs, "time_budget_s": options.time_budget, **({"budget_plan": plan} if plan else {}),
         "targets": {n: {"task": d.task, "metric": target_metric[n],
-                        "dir": f"targets/{safe_name(n)}", "classes": d.classes} for n, d in ds.targets.items()},
+                        "dir": layout.target_dir_name(n), "classes": d.classes} for n, d in ds.targets.items()},
     }
     representations = recipe_representations(recipe, specs, options.seed)  # weights identity + provenance of each
     if representations:
         manifest["representations"] = representations
-    write_json(out / "manifest.json", manifest)
+    write_json(out / layout.MANIFEST, manifest)
 
     transforms = {n: target_transform.choose(options.target_transform, d.y, d.task) for n, d in ds.targets.items()}
     folds = {n: target_folds(recipe, d, options.seed) if recipe.n_folds else None for n, d in ds.targets.items()}
@@ -186,16 +188,16 @@ def _fit_in(data, out: Path, options: FitOptions, recipe, n_jobs: int, previous:
         timings[name] = round(time.time() - t0, 2)
 
     board = pd.DataFrame(rows)
-    board.to_csv(out / "leaderboard.csv", index=False)
-    oofs = [pd.read_csv(out / m["dir"] / "oof.csv").assign(target=n)[["target", "smiles", "y", "fold", "ensemble_nested"]]
+    board.to_csv(out / layout.LEADERBOARD, index=False)
+    oofs = [pd.read_csv(out / m["dir"] / layout.OOF).assign(target=n)[["target", "smiles", "y", "fold", "ensemble_nested"]]
             for n, m in manifest["targets"].items()]
-    pd.concat(oofs).to_csv(out / "oof.csv", index=False)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "featurizers.json", {a: {**s, "dim": store.dims.get(a), **store.notes.get(a, {})}
+    pd.concat(oofs).to_csv(out / layout.OOF, index=False)
+    write_json(out / layout.METRICS, metrics)
+    write_json(out / layout.FEATURIZERS, {a: {**s, "dim": store.dims.get(a), **store.notes.get(a, {})}
                                           for a, s in specs.items()})
     manifest.update(status="complete", featurizers=specs, weights_sha256=weights_digests(store),
                     timings={"total_s": round(time.time() - budget.start, 2), "per_target_s": timings})
-    write_json(out / "manifest.json", manifest)
+    write_json(out / layout.MANIFEST, manifest)
     if budget.exhausted():  # the report is a view: never worth overrunning for
         log(f"time budget: report.html not written (no time left); `uniqsar report {out}` writes it")
     else:

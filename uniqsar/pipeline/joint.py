@@ -32,14 +32,15 @@ import numpy as np
 
 from uniqsar.data import transform as target_transform
 from uniqsar.data.split import make_folds
-from uniqsar.io.artifacts import read_json, safe_name, write_json
+from uniqsar.io import layout
+from uniqsar.io.artifacts import read_json, write_json
 from uniqsar.io.verify import member_digests
 from uniqsar.metrics import METRICS, score
 from uniqsar.models.base import JOINT, JOINT_TASKS
 from uniqsar.registry import get_learner_class
 from uniqsar.util import log, threads_per_job, time_limit
 
-JOINT_DIR = "joint"
+JOINT_DIR = layout.JOINT
 
 
 @dataclass
@@ -147,7 +148,7 @@ def tune_joint(plan: JointPlan, run_dir: Path, recipe, metrics: dict[str, str], 
     for model in plan.models:
         cls = get_learner_class(model.learner)
         name = f"{run_id}:{JOINT_DIR}/{model.id}" if run_id else f"{JOINT_DIR}/{model.id}"
-        trials_dir = run_dir / "trials" / name.replace(":", "_")
+        trials_dir = layout.trials_dir(run_dir, name)
         study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5))
         defaults = {k: v for k, v in cls.defaults.items() if v is not None and k not in model.params}
@@ -217,12 +218,12 @@ def fit_joint_member(plan: JointPlan, run_dir: Path, cand: dict, recipe, seed: i
     if cand["id"] in plan.fitted:
         return plan.fitted[cand["id"]]
     model = cand["model"]
-    mdir = run_dir / JOINT_DIR / safe_name(cand["id"].replace("#", "_"))
+    mdir = layout.joint_member_dir(run_dir, cand["id"])
     cls = get_learner_class(model.learner)
     Y_fit = plan.fit_targets()
     parts = [(f"fold{int(f)}", plan.folds != f) for f in np.unique(plan.folds)] if recipe.final == "folds" \
         else [("full", np.ones(len(plan.smiles), bool))]
-    (mdir / "final.json").unlink(missing_ok=True)
+    (mdir / layout.FINAL).unlink(missing_ok=True)
     for part, train in parts:
         m = cls(JOINT, seed=seed, n_threads=threads_per_job(1), target_tasks=plan.tasks, **cand["params"])
         with time_limit(deadline):
@@ -232,7 +233,7 @@ def fit_joint_member(plan: JointPlan, run_dir: Path, cand: dict, recipe, seed: i
         m.save(tmp)
         shutil.rmtree(mdir / part, ignore_errors=True)
         tmp.rename(mdir / part)
-    write_json(mdir / "final.json", {"candidate": cand["id"], "learner": model.learner, "targets": plan.targets,
+    write_json(mdir / layout.FINAL, {"candidate": cand["id"], "learner": model.learner, "targets": plan.targets,
                                      "params": cand["params"], "seed": seed})
     plan.fitted[cand["id"]] = str(mdir.relative_to(run_dir))
     return plan.fitted[cand["id"]]
@@ -246,12 +247,12 @@ def member_entry(plan: JointPlan, run_dir: Path, name: str, cand: dict, path: st
 
 
 def read_plan_record(run_dir: Path) -> dict | None:
-    path = run_dir / JOINT_DIR / "plan.json"
+    path = run_dir / JOINT_DIR / layout.JOINT_PLAN
     return read_json(path) if path.is_file() else None
 
 
 def write_plan_record(plan: JointPlan, run_dir: Path) -> None:
-    write_json(run_dir / JOINT_DIR / "plan.json", {
+    write_json(run_dir / JOINT_DIR / layout.JOINT_PLAN, {
         "targets": plan.targets, "tasks": plan.tasks, "models": [m.id for m in plan.models],
         "n_molecules": int(len(plan.smiles)), "n_labels": int(np.isfinite(plan.Y).sum()),
         "fitted": plan.fitted})

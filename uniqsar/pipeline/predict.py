@@ -16,6 +16,7 @@ from uniqsar.data.standardize import LEGACY_MODE
 from uniqsar.ensemble.greedy import blend
 from uniqsar.featurize.cache import FeatureCache
 from uniqsar.featurize.matrix import FeatureStore
+from uniqsar.io import layout
 from uniqsar.io.artifacts import RunDirError, check_run_dir, read_json
 from uniqsar.io.verify import member_dir, one_line, verify_member, verify_weights
 from uniqsar.registry import get_learner_class
@@ -29,10 +30,10 @@ class Run:
 
     def __init__(self, path, cache_dir=None, use_cache: bool = True, n_jobs: int = 1):
         self.path = check_run_dir(path)
-        self.manifest = read_json(self.path / "manifest.json")
+        self.manifest = read_json(self.path / layout.MANIFEST)
         self.n_jobs = n_jobs
         self._cache = FeatureCache(cache_dir, enabled=use_cache)
-        self.ensembles = {t: read_json(self.path / m["dir"] / "ensemble.json")
+        self.ensembles = {t: read_json(self.path / m["dir"] / layout.ENSEMBLE)
                           for t, m in self.manifest["targets"].items()}
         self._learners: dict[str, list] = {}
         self._loaded: dict = {}  # (folder, part) -> model: a joint model serves several targets, loaded once
@@ -93,7 +94,7 @@ class Run:
         return self._learners[target]
 
     def leaderboard(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "leaderboard.csv")
+        return pd.read_csv(self.path / layout.LEADERBOARD)
 
     def classes(self, target: str) -> list | None:
         """The class labels of a binary / multiclass target (index order), as written in the training data."""

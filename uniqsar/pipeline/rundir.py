@@ -8,19 +8,19 @@ import shutil
 import time
 from pathlib import Path
 
+from uniqsar.io import layout
 from uniqsar.io.artifacts import FORMAT_VERSION, read_json, write_json
 from uniqsar.util import log
 
 #: statuses a plain rerun may take over (a ``running`` one may still be alive: only --resume takes it)
 RERUNNABLE = ("failed", "interrupted")
 #: what a fit writes at the top of its directory (cleared when a failed attempt is started over)
-RUN_ENTRIES = ("manifest.json", "data_report.json", "recipe.toml", "run_spec.json", "leaderboard.csv", "oof.csv",
-               "metrics.json", "featurizers.json", "targets", "trials")
+RUN_ENTRIES = layout.RUN_ENTRIES
 
 
 def _manifest(out: Path) -> dict | None:
     try:
-        m = read_json(out / "manifest.json")
+        m = read_json(out / layout.MANIFEST)
     except ValueError:  # missing or damaged
         return None
     return m if isinstance(m, dict) else None
@@ -56,7 +56,7 @@ def continue_or_restart(out: Path, previous: dict | None, fingerprint: str) -> b
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for p in out.glob("optuna.journal*"):
+    for p in out.glob(f"{layout.JOURNAL}*"):
         p.unlink()
     return False
 
@@ -71,6 +71,6 @@ def mark_failed(out: Path, exc: BaseException) -> None:
             return
         m.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=one_line(exc),
                  stopped=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        write_json(out / "manifest.json", m)
+        write_json(out / layout.MANIFEST, m)
     except Exception:  # the original error matters more than this record
         pass

@@ -10,19 +10,28 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.config import Recipe
-from uniqsar.data.dataset import TargetData
 from uniqsar.data import transform as target_transform
+from uniqsar.data.dataset import TargetData
 from uniqsar.data.split import make_folds
 from uniqsar.ensemble.backward import shrunk, stack_models
 from uniqsar.ensemble.greedy import blend, fit_weights
 from uniqsar.featurize.matrix import FeatureStore
-from uniqsar.io.artifacts import read_json, safe_name, to_jsonable, write_json
+from uniqsar.io import layout
+from uniqsar.io.artifacts import read_json, to_jsonable, write_json
+from uniqsar.io.layout import safe_name
 from uniqsar.io.verify import member_digests
 from uniqsar.metrics import score
 from uniqsar.pipeline import oof as oof_columns
 from uniqsar.pipeline.budget import is_fallback
 from uniqsar.registry import get_learner_class
-from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
+from uniqsar.tune.study import (
+    StudySpec,
+    create_study,
+    fail_stale_trials,
+    finished_trials,
+    run_trials,
+    storage_for,
+)
 from uniqsar.util import log, threads_per_job, time_limit
 
 # A running trial may overrun its study's time share by this fraction of it (never past the
@@ -60,7 +69,7 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
     return StudySpec(
         name=name, learner=model.learner, task=data.task, metric=ctx.metric, fixed_params=dict(model.params),
         n_trials=model.n_trials, seed=ctx.seed, n_threads=threads_per_job(fold_jobs), fold_jobs=fold_jobs,
-        trials_dir=str(trials_dir or ctx.run_dir / "trials" / name.replace(":", "_")), pruning=ctx.recipe.pruning, search=model.search,
+        trials_dir=str(trials_dir or layout.trials_dir(ctx.run_dir, name)), pruning=ctx.recipe.pruning, search=model.search,
         transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
         n_classes=len(data.classes) if data.task == "multiclass" else None,
@@ -83,14 +92,14 @@ def _tune_model(ctx: TargetContext, data: TargetData, model, X, folds, deadline,
 def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
     """``cv.n_folds = 0``: no tuning, no stacking; each model is fitted once on all data with
     its fixed params and the members are averaged (e.g. the MapLight baseline)."""
-    tdir = ctx.run_dir / "targets" / safe_name(data.name)
+    tdir = layout.target_dir(ctx.run_dir, data.name)
     log(f"target {data.name!r}: {data.task}, {len(data.y)} molecules, no cross-validation (n_folds = 0)")
     members, rows = [], []
     weight = 1.0 / len(ctx.recipe.models)
     for model in ctx.recipe.models:
         t0 = time.time()
         cand = {"id": model.id, "model": model, "params": dict(model.params)}
-        mdir = tdir / "learners" / safe_name(model.id)
+        mdir = layout.member_dir(tdir, model.id)
         _fit_final(ctx, data, cand, np.zeros(len(data.y), int), mdir)
         log(f"  {model.id}: fitted on all data in {time.time() - t0:.1f} s")
         members.append({"id": model.id, "learner": model.learner, "features": list(model.features),
@@ -100,11 +109,11 @@ def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
                      "features": "+".join(model.features), "trial": -1, "rank_in_study": 1,
                      "cv_score": np.nan, "n_trials": 0, "weight": weight})
     pd.DataFrame({"smiles": data.smiles, "y": data.y, "fold": -1, "ensemble_nested": np.nan}).to_csv(
-        tdir / "oof.csv", index=False)
+        tdir / layout.OOF, index=False)
     ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": "mean", "final": "refit",
                 "transform": ctx.transform, "members": members, "cv_score_nested": None, "cv_score_in_sample": None,
                 "best_single": {"id": members[0]["id"], "cv_score": None}, "classes": data.classes}
-    write_json(tdir / "ensemble.json", ensemble)
+    write_json(tdir / layout.ENSEMBLE, ensemble)
     return {"rows": rows, "ensemble": ensemble}
 
 
@@ -117,7 +126,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
     recipe = ctx.recipe
     if recipe.n_folds == 0:
         return fit_target_without_cv(ctx, data)
-    tdir = ctx.run_dir / "targets" / safe_name(data.name)
+    tdir = layout.target_dir(ctx.run_dir, data.name)
     log(f"target {data.name!r}: {data.task}, {len(data.y)} molecules, target transform {ctx.transform}, {len(np.unique(folds))} "
         f"{recipe.split} folds (sizes {np.bincount(folds).tolist()}), metric {ctx.metric}")
 
@@ -171,7 +180,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                                                       stack.without)
     final_weights, weights = weights, np.array([0.0 if c.get("joint") else w for c, w in zip(candidates, weights)])
     members = []
-    kept_c = [(c, w, tdir / "learners" / safe_name(c["id"].replace("#", "_"))) for c, w in zip(candidates, weights)
+    kept_c = [(c, w, layout.member_dir(tdir, c["id"])) for c, w in zip(candidates, weights)
               if w > 0]
     _fit_finals(ctx, data, [(c, mdir) for c, _, mdir in kept_c], folds)
     for c, w, mdir in kept_c:
@@ -193,7 +202,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
         oof_columns.put(oof, name, values)
     oof = oof.copy()  # one block (many columns were added)
     tdir.mkdir(parents=True, exist_ok=True)  # no folder yet when every member is a joint one
-    oof.to_csv(tdir / "oof.csv", index=False)
+    oof.to_csv(tdir / layout.OOF, index=False)
     ensemble = {"target": data.name, "task": data.task, "metric": ctx.metric, "method": method,
                 "shrink": recipe.shrink,
                 "method_nested_scores": method_scores,
@@ -206,7 +215,7 @@ def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -
                                                                 data.y, ctx.metric, recipe.ensemble_size)}
                    if stack.dropped else {}),
                 "classes": data.classes}
-    write_json(tdir / "ensemble.json", ensemble)
+    write_json(tdir / layout.ENSEMBLE, ensemble)
     return {"rows": [ens_row] + rows, "ensemble": ensemble}
 
 
@@ -310,7 +319,7 @@ def _fit_finals(ctx: TargetContext, data: TargetData, todo: list, folds: np.ndar
         record = {"candidate": cand["id"], "learner": model.learner, "features": list(model.features),
                   "params": cand["params"], "seed": ctx.seed, "transform": ctx.transform, "final": ctx.recipe.final,
                   "featurizers": {a: ctx.store.specs[a] for a in model.features}}
-        if ctx.resume and (mdir / "final.json").is_file() and read_json(mdir / "final.json") == to_jsonable(record):
+        if ctx.resume and (mdir / layout.FINAL).is_file() and read_json(mdir / layout.FINAL) == to_jsonable(record):
             log(f"  {cand['id']}: final model reused from the interrupted run")
             continue
         parts = ([(f"fold{int(f)}", folds != f) for f in np.unique(folds)]
@@ -331,7 +340,7 @@ def _fit_finals(ctx: TargetContext, data: TargetData, todo: list, folds: np.ndar
 def _fit_parts(learner: str, task: str, seed: int, params: dict, X, y, parts, mdir: Path, record: dict, *,
                n_threads: int, deadline: float | None) -> None:
     cls = get_learner_class(learner)
-    (mdir / "final.json").unlink(missing_ok=True)
+    (mdir / layout.FINAL).unlink(missing_ok=True)
     for name, train in parts:
         m = cls(task, seed=seed, n_threads=n_threads, **params)
         with time_limit(deadline):
@@ -341,4 +350,4 @@ def _fit_parts(learner: str, task: str, seed: int, params: dict, X, y, parts, md
         m.save(tmp)
         shutil.rmtree(mdir / name, ignore_errors=True)
         tmp.rename(mdir / name)
-    write_json(mdir / "final.json", record)
+    write_json(mdir / layout.FINAL, record)

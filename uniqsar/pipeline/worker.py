@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uniqsar.io import layout
 from uniqsar.io.artifacts import read_json, write_json
 from uniqsar.util import log
 
@@ -34,7 +35,7 @@ def write_run_spec(out: Path, recipe, seed: int, targets: dict, folds: dict, man
             for name, d in targets.items()
         },
     }
-    path = out / "run_spec.json"
+    path = out / layout.RUN_SPEC
     write_json(path, spec)
     return path
 
@@ -78,7 +79,7 @@ def _visit_studies(spec, recipe, store, storage, storage_url, n_jobs, worker_id,
         ctx = TargetContext(scratch, recipe, t["metric"], spec["seed"], n_jobs, store, storage_url,
                             transform=t["transform"], run_id=spec["run_id"])
         for model in recipe.models:
-            sspec = study_spec(ctx, data, model, trials_dir=scratch / "trials")
+            sspec = study_spec(ctx, data, model, trials_dir=scratch / layout.TRIALS)
             create_study(sspec, storage)
             X = store.matrix(model.features, data.smiles)
             log(f"worker {worker_id}: study {sspec.name}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uniqsar.io import layout
 from uniqsar.io.artifacts import read_json
 from uniqsar.pipeline import oof as oof_columns
 from uniqsar.report import figures
@@ -80,9 +81,9 @@ def _fold_scores(oof: pd.DataFrame, metric: str, best: str | None, n_classes: in
 
 def _target_section(run: Path, target: str, tm: dict, metrics: dict, board: pd.DataFrame) -> str:
     tdir = run / tm["dir"]
-    ens = read_json(tdir / "ensemble.json")
-    oof = pd.read_csv(tdir / "oof.csv")
-    cal_path = tdir / "calibration.json"
+    ens = read_json(tdir / layout.ENSEMBLE)
+    oof = pd.read_csv(tdir / layout.OOF)
+    cal_path = tdir / layout.CALIBRATION
     cal = read_json(cal_path) if cal_path.is_file() else {"available": False, "reason": "no calibration.json"}
     task, metric = tm["task"], metrics.get("metric", tm.get("metric"))
     cv = metrics.get("cv_score_ensemble")
@@ -108,7 +109,7 @@ def _target_section(run: Path, target: str, tm: dict, metrics: dict, board: pd.D
     if has_cv:
         pred = oof_columns.get(oof, "ensemble_nested", k)
         out += ["<h3>Per-fold scores</h3>", _table(_fold_scores(oof, metric, metrics.get("best_single"), k))]
-        unc_path = tdir / "oof_uncertainty.csv"
+        unc_path = tdir / layout.OOF_UNCERTAINTY
         unc = pd.read_csv(unc_path) if unc_path.is_file() else None
         if task == "multiclass":
             figs.append(figures.confusion(y, pred.argmax(axis=1), ens["classes"]))
@@ -150,10 +151,10 @@ def _uncertainty_section(cal: dict, unc: pd.DataFrame | None, task: str) -> str:
 
 def build_html(run) -> str:
     run = Path(run)
-    m = read_json(run / "manifest.json")
-    rep = read_json(run / "data_report.json")
-    metrics = read_json(run / "metrics.json")
-    board = pd.read_csv(run / "leaderboard.csv")
+    m = read_json(run / layout.MANIFEST)
+    rep = read_json(run / layout.DATA_REPORT)
+    metrics = read_json(run / layout.METRICS)
+    board = pd.read_csv(run / layout.LEADERBOARD)
     v = m.get("versions", {})
     head = (f"<h1>uniqsar run report</h1><p class='sub'>{_e(run.resolve())} &middot; preset {_e(m.get('preset'))} "
             f"&middot; seed {_e(m.get('seed'))} &middot; uniqsar {_e(v.get('uniqsar', ''))} &middot; created "
@@ -170,7 +171,7 @@ def write_report(run, out=None) -> Path:
     from uniqsar.io.artifacts import check_run_dir
 
     run = check_run_dir(run)
-    out = Path(out) if out else Path(run) / "report.html"
+    out = Path(out) if out else Path(run) / layout.REPORT
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(build_html(run))

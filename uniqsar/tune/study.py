@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from uniqsar.data import transform as target_transform
+from uniqsar.io import layout
 from uniqsar.metrics import METRICS, score
 from uniqsar.registry import get_learner_class
 from uniqsar.tune.folds import FoldPool, FoldTask
@@ -48,7 +49,7 @@ def storage_for(run_dir: Path | None, url: str | None = None):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # heartbeats let a crashed worker's RUNNING trial be failed by the others
             return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
-    return JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
+    return JournalStorage(JournalFileBackend(str(run_dir / layout.JOURNAL)))
 
 
 def atomic_save_npy(path: Path, arr: np.ndarray) -> None:

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from uniqsar.data import transform as target_transform
+from uniqsar.io import layout
 from uniqsar.pipeline import oof as oof_columns
 from uniqsar.uncertainty import conformal as cp
 from uniqsar.uncertainty.domain import domain_threshold, fingerprints, neighbours
 
-FILE = "calibration.json"
-OOF_FILE = "oof_uncertainty.csv"
+FILE = layout.CALIBRATION
+OOF_FILE = layout.OOF_UNCERTAINTY
 LEVELS = (0.8, 0.9, 0.95)  # OOF coverage recorded in metrics.json
 CURVE = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)  # coverage curve in the calibration (report)
 DEFAULT_CONFIDENCE = 0.9
@@ -128,7 +129,7 @@ def calibrate_target(tdir: Path, ensemble: dict) -> dict:
     """Calibrate from ``tdir/oof.csv`` + ``ensemble.json``; writes the two files, returns the calibration."""
     from uniqsar.io.artifacts import write_json
 
-    oof = pd.read_csv(tdir / "oof.csv")
+    oof = pd.read_csv(tdir / layout.OOF)
     if (oof["fold"] < 0).all() or oof["ensemble_nested"].isna().all():
         cal = {"task": ensemble["task"], "available": False,
                "reason": "no out-of-fold predictions (n_folds = 0): no intervals, sets or domain threshold"}

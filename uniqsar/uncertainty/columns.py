@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uniqsar.io import layout
 from uniqsar.uncertainty import calibration
 from uniqsar.uncertainty.conformal import multiclass_set_labels, set_labels
 from uniqsar.uncertainty.domain import fingerprints
@@ -40,7 +41,7 @@ class TargetUncertainty:
                 oof = pd.read_csv(path, usecols=["smiles", "abs_error"])
                 self._train = fingerprints(oof["smiles"].tolist()), oof["abs_error"].to_numpy(float)
             else:
-                smiles = pd.read_csv(self.tdir / "oof.csv", usecols=["smiles"])["smiles"].tolist()
+                smiles = pd.read_csv(self.tdir / layout.OOF, usecols=["smiles"])["smiles"].tolist()
                 self._train = fingerprints(smiles), None
         return self._train
 
