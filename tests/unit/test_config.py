@@ -277,7 +277,8 @@ def test_default_preset_has_the_members_the_selection_rule_chose():
     r = load_recipe("default")
     cat = [m for m in r.models if m.learner == "catboost"]
     assert len(cat) == 1 and not cat[0].search and cat[0].n_trials == 1
-    assert cat[0].params == {"regression_loss": "MAE"} and cat[0].max_molecules == 4000  # compute cap (LD50 bound)
+    assert cat[0].params == {"regression_loss": "MAE", "rsm": 0.1}  # the speed amendment (selection/plan.md)
+    assert cat[0].max_molecules == 4000  # compute cap (LD50 bound)
     assert {f.key for f in r.featurizers if f.alias in cat[0].features} == {"morgan_count", "avalon_count", "erg",
                                                                            "rdkit_desc"}
     assert r.top_trials == 1 and r.shrink == 0.5 and not r.drop_models
