@@ -181,6 +181,8 @@ def run_one(task: str, seed: int, args, root: Path) -> dict:
         "ensemble_cv_without": ensemble_cv_without, "dropped_models": metrics.get("dropped_models", []),
         "score_without_elimination": score_before,
         "uniqsar_version": __version__, "git_commit": git_commit(),
+        "command": " ".join(["python", *sys.argv]),
+        "machine": {"cpus": sorted(os.sched_getaffinity(0)), "nice": os.nice(0), "n_jobs": args.n_jobs},
         "versions": manifest.get("versions"),
         "run_dir": str(run_dir) if args.keep_runs else None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
