@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 # OpenMP threads that spin while idle (GNU default) make LightGBM 10-100x slower as soon as
 # the cores are shared (parallel trials, other jobs). Passive waiting costs ~nothing when they
-# are not; measured in benchmarks/omp_wait_policy.py. Users can still override it.
+# are not; measured in benchmarks/omp/omp_wait_policy.py. Users can still override it.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["AutoQSAR", "load_run", "__version__"]

@@ -10,7 +10,7 @@
 Run:  python benchmarks/parallel/throughput.py [--task ld50_zhu --rows 5000 --preset default]
           [--trial-scale 0.25] [--skip-preset] [--throughput-trials 12] [--cache-dir DIR]
 Writes benchmarks/parallel/results/throughput.json (and prints it); throughput_quarter_trials.json is a
---trial-scale 0.25 run, throughput_before_lightgbm_thread_fix.json the same before one LightGBM thread per fit.
+--trial-scale 0.25 run, archive/throughput_before_lightgbm_thread_fix.json the same before one LightGBM thread per fit.
 """
 import argparse
 import json

@@ -16,7 +16,7 @@ from uniqsar.util import current_deadline
 def lightgbm_threads(n_threads: int) -> int:
     """LightGBM's OpenMP threads. With passive OpenMP waiting (uniqsar's default, see uniqsar/__init__.py)
     a second thread makes LightGBM slower, not faster: 5.3 s vs 4.2 s with 1 thread on 4,000 x 2,265 and
-    6.0 vs 5.7 s on 12,000 rows, idle 2-core machine (benchmarks/omp_wait_policy.py). So one thread per
+    6.0 vs 5.7 s on 12,000 rows, idle 2-core machine (benchmarks/omp/omp_wait_policy.py). So one thread per
     fit, and parallelism comes from parallel trials (--n-jobs): `fit --preset default` on 5,000 molecules
     went from 597 s to 262 s with --n-jobs 1 (benchmarks/parallel). Under OMP_WAIT_POLICY=ACTIVE the
     budget ``n_threads`` is used."""

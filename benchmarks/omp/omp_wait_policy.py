@@ -6,7 +6,7 @@ threads avoid that but make a second LightGBM thread a loss (wake-up cost), whic
 uniqsar.models.gbdt.lightgbm_threads uses one thread per fit under PASSIVE and gets parallelism from
 parallel trials instead.
 
-Run: python benchmarks/omp_wait_policy.py  -> benchmarks/results/omp_wait_policy.json (min of 3 fits)
+Run: python benchmarks/omp/omp_wait_policy.py  -> benchmarks/omp/results/omp_wait_policy.json (min of 3 fits)
 """
 import json
 import os
