@@ -16,6 +16,7 @@ from rdkit.Chem import Crippen
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer
 from uniqsar.models.smiles import pretrain as pt
+from uniqsar.models import weights_identity
 from uniqsar.models.smiles import pretrained
 from uniqsar.models.smiles.learner import SmilesTransformerLearner
 from uniqsar.models.smiles.model import SmilesEncoder, SmilesMLM, SmilesTransformerConfig, num_params, pool
@@ -269,7 +270,7 @@ def test_shipped_default_checkpoint():
 
 def test_default_weights_fall_back_to_seeded_random(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(pretrained, "DEFAULT_CHECKPOINT", tmp_path / "absent.pt")
-    monkeypatch.setattr(pretrained, "_warned", set())
+    monkeypatch.setattr(weights_identity, "_warned", set())
     ident = pretrained.identity("default", seed=3, arch=ARCH)
     assert ident["kind"] == "random" and ident["seed"] == 3
     assert "RANDOM" in capsys.readouterr().err

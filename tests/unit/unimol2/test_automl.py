@@ -10,6 +10,7 @@ import pytest
 import torch
 from rdkit import Chem
 
+from uniqsar.models import weights_identity
 from uniqsar.models.unimol2 import pretrained
 from uniqsar.models.unimol2.conformer_cache import ConformerCache
 from uniqsar.models.unimol2.features import featurize
@@ -34,7 +35,7 @@ def hetero_fraction(smi):
 def test_default_falls_back_to_random_and_says_so(capsys, monkeypatch, tmp_path):
     """A trimmed install without the shipped checkpoint: 'default' is a seeded random init, said once."""
     monkeypatch.setattr(pretrained, "DEFAULT_CHECKPOINT", tmp_path / "absent.pt")
-    monkeypatch.setattr(pretrained, "_warned", set())
+    monkeypatch.setattr(weights_identity, "_warned", set())
     ident = pretrained.identity("default", seed=3)
     assert ident["kind"] == "random" and ident["seed"] == 3
     assert ident["config"]["layers"] == pretrained.DEFAULT_CONFIG.layers

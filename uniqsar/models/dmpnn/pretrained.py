@@ -16,12 +16,11 @@ counts as not TDC-clean.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256
+from uniqsar.models.weights_identity import export_checkpoint, file_sha256
+from uniqsar.models.weights_identity import identity_digest as _identity_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
@@ -43,15 +42,7 @@ def provenance_of(corpus_stats: dict) -> dict:
 
 
 def resolve_checkpoint(path) -> Path:
-    p = Path(str(path)).expanduser()
-    if p.is_dir():
-        if (p / "checkpoint.pt").is_file():
-            return p / "checkpoint.pt"
-        raise FileNotFoundError(f"folder {p} has no checkpoint.pt (a D-MPNN pretraining export)")
-    if not p.is_file():
-        raise FileNotFoundError(f"D-MPNN weights {str(path)!r}: no such file; use 'default', 'random' or the "
-                                f"checkpoint.pt of `uniqsar pretrain --recipe pretrain_dmpnn_<name>`")
-    return p
+    return export_checkpoint(path, "D-MPNN", "pretrain_dmpnn_<name>")
 
 
 def resolve_spec(weights="default", arch: dict | None = None) -> dict:
@@ -113,8 +104,8 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
 
 
 def identity_digest(ident: dict) -> str:
-    core = {k: v for k, v in ident.items() if k in ("kind", "sha256", "seed", "init_version", "config")}
-    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    keep = ("kind", "sha256", "seed", "init_version", "config")
+    return _identity_digest(ident, ignore=[k for k in ident if k not in keep])
 
 
 def describe(ident: dict) -> str:

@@ -19,13 +19,12 @@ from the model card beside the file). It goes into the feature cache key (proven
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256
+from uniqsar.models.weights_identity import export_checkpoint, file_sha256, warn_once
+from uniqsar.models.weights_identity import identity_digest as _identity_digest
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "default.pt"
@@ -33,7 +32,6 @@ DEFAULT_CARD = WEIGHTS_DIR / "default.json"
 FORMAT = "uniqsar-smiles-transformer/1"
 RANDOM_INIT_VERSION = "1"  # bump when the random-init procedure changes
 
-_warned: set[str] = set()
 _meta_cache: dict[str, dict] = {}
 
 
@@ -42,9 +40,7 @@ class SmilesWeightsError(RuntimeError):
 
 
 def _warn_once(key: str, msg: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        print(f"uniqsar: warning: {msg}", file=sys.stderr, flush=True)
+    warn_once(__name__, key, msg)
 
 
 def default_config():
@@ -57,15 +53,7 @@ def default_config():
 
 
 def resolve_checkpoint(path) -> Path:
-    p = Path(str(path)).expanduser()
-    if p.is_dir():
-        if (p / "checkpoint.pt").is_file():
-            return p / "checkpoint.pt"
-        raise FileNotFoundError(f"folder {p} has no checkpoint.pt (a SMILES-transformer pretraining export)")
-    if not p.is_file():
-        raise FileNotFoundError(f"SMILES-transformer weights {str(path)!r}: no such file; use 'default', 'random' "
-                                f"or the checkpoint.pt of `uniqsar pretrain --recipe pretrain_smiles_<name>`")
-    return p
+    return export_checkpoint(path, "SMILES-transformer", "pretrain_smiles_<name>")
 
 
 def resolve_spec(weights="default", arch: dict | None = None) -> dict:
@@ -143,9 +131,7 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
 
 def identity_digest(ident: dict) -> str:
     """Short stable hash of an identity (what feature cache ids include)."""
-    core = {k: v for k, v in ident.items()
-            if k not in ("path", "model_card", "note", "name", "size_bytes", "provenance")}
-    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    return _identity_digest(ident, ignore=("path", "model_card", "note", "name", "size_bytes", "provenance"))
 
 
 def describe(ident: dict) -> str:

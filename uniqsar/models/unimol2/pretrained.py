@@ -19,13 +19,12 @@ and the run manifest, so new weights never reuse stale embeddings.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from pathlib import Path
 
 from uniqsar.models import provenance as _prov
-from uniqsar.models.weights_identity import file_sha256
+from uniqsar.models.weights_identity import file_sha256, warn_once
+from uniqsar.models.weights_identity import identity_digest as _identity_digest
 
 from .config import RELEASED_DIRS, SIZES, UniMol2Config
 from .model import UniMol2
@@ -47,14 +46,11 @@ RELEASED_PROVENANCE = _prov.published(
 # bump when the random-init procedure changes (identity of random weights)
 RANDOM_INIT_VERSION = "1"
 
-_warned: set[str] = set()
 _config_cache: dict[str, dict] = {}
 
 
 def _warn_once(key: str, msg: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        print(f"uniqsar: warning: {msg}", file=sys.stderr, flush=True)
+    warn_once(__name__, key, msg)
 
 
 def _config_summary(cfg: UniMol2Config) -> dict:
@@ -141,8 +137,7 @@ def identity(weights="default", seed: int = 0, arch: dict | None = None) -> dict
 
 def identity_digest(ident: dict) -> str:
     """Short stable hash of an identity (what feature cache ids include)."""
-    core = {k: v for k, v in ident.items() if k not in ("path", "model_card", "note", "name", "provenance")}
-    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    return _identity_digest(ident, ignore=("path", "model_card", "note", "name", "provenance"))
 
 
 def describe(ident: dict) -> str:
