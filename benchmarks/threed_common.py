@@ -185,7 +185,8 @@ def parse_args(argv, ds_name: str, defaults: dict) -> argparse.Namespace:
                     help="fixed random pool of molecules drawn before the split (0 = the whole set)")
     ap.add_argument("--epochs", type=int, default=defaults["epochs"], help="Uni-Mol2 fine-tuning epochs")
     ap.add_argument("--embed-timeout", type=int, default=defaults.get("embed_timeout", 0),
-                    help="whole seconds after which an ETKDG embedding is abandoned (2D fallback); 0 = never")
+                    help="whole seconds after which an ETKDG embedding is abandoned (2D fallback); 0 = uniqsar's "
+                         "default (uniqsar.models.unimol2.features.EMBED_TIMEOUT_S)")
     ap.add_argument("--cache-dir", default=os.path.expanduser("~/.cache/uniqsar/bench3d"))
     ap.add_argument("--out", default=str(Path(sys.argv[0]).resolve().parent / "results"))
     ap.add_argument("--force", action="store_true", help="rerun finished (arm, seed) pairs")
@@ -203,44 +204,12 @@ def _use_cache(args) -> None:
 
 
 def _patch_embed_timeout(timeout: float) -> None:
-    """uniqsar's conformer protocol (features.embed_conformers) with ETKDG abandoned after `timeout` seconds.
+    """uniqsar's conformer protocol with ETKDG abandoned after `timeout` seconds instead of the product's
+    `features.EMBED_TIMEOUT_S` (in this process: conformers are computed here, `--n-jobs 1`). The conformer
+    cache's folder name carries the timeout (`conformer_cache.protocol_id()`)."""
+    from uniqsar.models.unimol2 import features
 
-    ETKDGv2 parameters with the same seed give exactly the coordinates of uniqsar's
-    `EmbedMolecule(m, randomSeed=seed)` (checked on 60 COMPAS and 20 QM9 molecules); the only change is that
-    an embedding still running after `timeout` s fails and takes uniqsar's failure path (2D coordinates).
-    Applied in this process only; the conformers go to a cache folder named after the timeout."""
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-
-    from uniqsar.models.unimol2 import conformer_cache
-
-    def embed_conformers(smiles_or_mol, seed: int = 42, n_conformers: int = 1):
-        mol = Chem.MolFromSmiles(smiles_or_mol) if isinstance(smiles_or_mol, str) else Chem.Mol(smiles_or_mol)
-        if mol is None:
-            raise ValueError("RDKit could not parse the SMILES")
-        mol = AllChem.AddHs(mol)
-        out = []
-        for k in range(n_conformers):
-            m = Chem.Mol(mol)
-            m.RemoveAllConformers()
-            p = AllChem.ETKDGv2()
-            p.randomSeed = seed + k
-            p.timeout = int(timeout)  # whole seconds (RDKit takes an unsigned int)
-            try:
-                ok = AllChem.EmbedMolecule(m, p) == 0
-            except Exception:
-                ok = False
-            if ok:
-                try:
-                    AllChem.MMFFOptimizeMolecule(m)
-                except Exception:
-                    pass
-            else:
-                AllChem.Compute2DCoords(m)
-            out.append((m, not ok))
-        return out
-
-    conformer_cache.embed_conformers = embed_conformers
+    features.EMBED_TIMEOUT_S = int(timeout)  # whole seconds (RDKit takes an unsigned int)
 
 
 def main(ds: Dataset, argv=None, defaults: dict | None = None) -> None:

@@ -12,8 +12,8 @@ from rdkit import Chem
 
 from uniqsar.models import weights_identity
 from uniqsar.models.unimol2 import pretrained
-from uniqsar.models.unimol2.conformer_cache import ConformerCache
-from uniqsar.models.unimol2.features import featurize
+from uniqsar.models.unimol2.conformer_cache import ConformerCache, protocol_id
+from uniqsar.models.unimol2.features import EMBED_TIMEOUT_S, featurize
 from uniqsar.models.unimol2.weights import random_unimol2, save_checkpoint
 from uniqsar.registry import get_featurizer, get_learner_class
 
@@ -74,12 +74,14 @@ def test_conformer_cache_matches_direct_features_and_hits(tmp_path):
         for ca, cb in zip(a, b):
             for k in ca:
                 np.testing.assert_array_equal(np.asarray(ca[k]), np.asarray(cb[k]), err_msg=k)
-    for shard in (tmp_path / "etkdg-mmff-v1").glob("*.npz"):
+    shards = list((tmp_path / protocol_id()).glob("*.npz"))
+    assert shards and protocol_id() == f"etkdg-mmff-v2-t{EMBED_TIMEOUT_S}"
+    for shard in shards:
         np.load(shard, allow_pickle=False)["coords"]
     # one conformer more: only the new conformer seed is computed, the first two are reused
     third = ConformerCache(tmp_path)
     third.features(["CCO"], n_conformers=3)
-    assert third.last_misses == 1 and len(list((tmp_path / "etkdg-mmff-v1").glob("*.npz"))) == 2
+    assert third.last_misses == 1 and len(list((tmp_path / protocol_id()).glob("*.npz"))) == 2
 
 
 # ------------------------------------------------------------------------------------------ featurizer
@@ -205,3 +207,24 @@ def test_shipped_default_checkpoint():
     pre = get_featurizer("unimol2", weights="default").compute(["CCO", "c1ccccc1O"])
     rnd = get_featurizer("unimol2", weights="random").compute(["CCO", "c1ccccc1O"])
     assert np.isfinite(pre).all() and pre.shape == rnd.shape and not np.allclose(pre, rnd)
+
+
+def test_embedding_timeout_takes_the_failure_path():
+    """ETKDG still running after the timeout gives up: the 2D layout, flagged (hexahelicene: ETKDG runs ~5 s and
+    fails; with a 1 s limit it stops after ~1 s). A normal molecule embeds exactly as without a limit."""
+    import time
+
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from uniqsar.models.unimol2.features import embed_conformers
+
+    t0 = time.time()
+    (_, is2d), = embed_conformers("c1ccc2c(c1)ccc1ccc3ccc4ccc5ccccc5c4c3c12", timeout=1)
+    assert is2d and time.time() - t0 < 4.0
+    (m, is2d), = embed_conformers("CC(C)Cc1ccc(cc1)C(C)C(=O)O", seed=42)
+    ref = AllChem.AddHs(Chem.MolFromSmiles("CC(C)Cc1ccc(cc1)C(C)C(=O)O"))
+    assert AllChem.EmbedMolecule(ref, randomSeed=42) == 0  # the reference (unimol_tools) call
+    AllChem.MMFFOptimizeMolecule(ref)
+    assert not is2d
+    np.testing.assert_allclose(m.GetConformer().GetPositions(), ref.GetConformer().GetPositions(), atol=1e-6)

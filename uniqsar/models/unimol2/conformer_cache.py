@@ -21,10 +21,17 @@ from typing import Sequence
 
 import numpy as np
 
+from . import features as _features
 from .features import embed_conformers, featurize_mol
 
-# Identity of the conformer protocol; bump when features.embed_conformers changes its output.
-PROTOCOL = "etkdg-mmff-v1"
+# Identity of the conformer protocol; bump when features.embed_conformers changes its output. v2: ETKDG stops
+# after EMBED_TIMEOUT_S (v1 had no limit; its conformers are the same except for molecules that hit it).
+PROTOCOL = "etkdg-mmff-v2"
+
+
+def protocol_id() -> str:
+    """The conformer cache's folder name: the protocol and the embedding timeout in force."""
+    return f"{PROTOCOL}-t{int(_features.EMBED_TIMEOUT_S)}"
 
 
 def default_conformer_dir() -> Path:
@@ -101,7 +108,7 @@ class ConformerCache:
 
     @property
     def folder(self) -> Path:
-        return self.root / PROTOCOL
+        return self.root / protocol_id()
 
     def _load(self) -> dict:
         table: dict = {}

@@ -101,9 +101,32 @@ def graph_features(mol, keep: np.ndarray | None = None) -> dict:
     return feat
 
 
-def embed_conformers(smiles_or_mol, seed: int = 42, n_conformers: int = 1):
-    """Reference conformer protocol: AddHs, EmbedMolecule(randomSeed) (ETKDG), MMFF optimise; failure ->
-    Compute2DCoords. Conformer k uses seed + k (k = 0 is exactly the reference). Returns [(mol_with_H, is_2d)]."""
+#: seconds one ETKDG embedding may run before the molecule takes the failure path (2D layout, flagged): a few
+#: molecules (crowded, helicene-like polycycles) otherwise run ETKDG for minutes and then fail anyway. A molecule
+#: near the limit can embed on a fast machine and not on a slow one; the conformer cache keeps what was computed.
+EMBED_TIMEOUT_S = 10
+
+
+def _etkdg(seed: int, timeout: int):
+    """The parameters of ``EmbedMolecule(mol, randomSeed=seed)`` (the unimol_tools call: its keyword defaults,
+    which differ from ``ETKDGv2()``'s object for macrocycles) as an object, plus an embedding timeout (whole
+    seconds; 0 = none). Same coordinates as the keyword call (tests/unit/unimol2)."""
+    p = AllChem.ETKDGv2()
+    p.randomSeed = int(seed)
+    p.maxIterations = 0  # maxAttempts=0
+    p.clearConfs, p.useRandomCoords, p.boxSizeMult, p.randNegEig, p.numZeroFail = True, False, 2.0, True, 1
+    p.optimizerForceTol, p.ignoreSmoothingFailures, p.enforceChirality = 1e-3, False, True
+    p.useExpTorsionAnglePrefs, p.useBasicKnowledge, p.useSmallRingTorsions = True, True, False
+    p.useMacrocycleTorsions, p.useMacrocycle14config = True, True
+    p.timeout = max(0, int(timeout))
+    return p
+
+
+def embed_conformers(smiles_or_mol, seed: int = 42, n_conformers: int = 1, timeout: int | None = None):
+    """Reference conformer protocol: AddHs, EmbedMolecule(randomSeed) (ETKDG), MMFF optimise; failure (or ETKDG
+    still running after ``timeout`` s, default ``EMBED_TIMEOUT_S``) -> Compute2DCoords. Conformer k uses seed + k
+    (k = 0 is exactly the reference). Returns [(mol_with_H, is_2d)]."""
+    timeout = EMBED_TIMEOUT_S if timeout is None else timeout
     mol = Chem.MolFromSmiles(smiles_or_mol) if isinstance(smiles_or_mol, str) else Chem.Mol(smiles_or_mol)
     if mol is None:
         raise ValueError("RDKit could not parse the SMILES")
@@ -115,7 +138,7 @@ def embed_conformers(smiles_or_mol, seed: int = 42, n_conformers: int = 1):
         m = Chem.Mol(mol)
         m.RemoveAllConformers()
         try:
-            ok = AllChem.EmbedMolecule(m, randomSeed=seed + k) == 0
+            ok = AllChem.EmbedMolecule(m, _etkdg(seed + k, timeout)) == 0
         except Exception:
             ok = False
         if ok:

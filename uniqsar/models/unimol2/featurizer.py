@@ -20,7 +20,7 @@ POOLINGS = ("cls", "cls+mean")
 @register_featurizer
 class UniMol2Embedding(PretrainedFeaturizer):
     key = "unimol2"
-    version = "1"
+    version = "2"  # 2: conformers with the ETKDG timeout (conformer protocol etkdg-mmff-v2)
     defaults: dict[str, Any] = {
         "weights": "default",  # see pretrained.py: default | random[:size] | size name | path
         "arch": None,  # UniMol2Config overrides for random inits (tests)
