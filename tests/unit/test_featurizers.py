@@ -203,3 +203,24 @@ def test_feature_store_stacks_and_memoizes(tmp_path):
     assert store.get("ecfp", SMILES) is store.get("ecfp", SMILES)
     smi = store.matrix([], SMILES)
     assert smi.dtype == object and smi.tolist() == SMILES
+
+
+def test_feature_store_reports_molecules_a_featurizer_failed_on(tmp_path, monkeypatch, capsys):
+    """A molecule a featurizer fails on gets an all-NaN row; the store says so in the log and in its notes (which
+    go to featurizers.json), from a fresh computation and from the cache alike."""
+    from uniqsar.featurize.fingerprints import MACCS
+
+    real = MACCS.featurize_mol
+
+    def flaky(self, mol):
+        if mol.GetNumAtoms() == 3 and mol.GetAtomWithIdx(2).GetSymbol() == "O":  # CCO
+            raise RuntimeError("boom")
+        return real(self, mol)
+
+    monkeypatch.setattr(MACCS, "featurize_mol", flaky)
+    for _ in range(2):  # computed, then from the cache
+        store = FeatureStore({"maccs": {"key": "maccs"}}, FeatureCache(tmp_path))
+        X = store.get("maccs", SMILES)
+        assert np.isnan(X[0]).all() and not np.isnan(X[1:]).any()
+        assert store.notes["maccs"] == {"n_failed": 1, "failed_examples": ["CCO"]}
+        assert "1 molecule(s) could not be featurized" in capsys.readouterr().err

@@ -33,11 +33,17 @@ class FeatureStore:
             t0 = time.time()
             feat = self.featurizer(alias)
             X = self.cache.get(feat, smiles, n_jobs=self.n_jobs)
-            if hasattr(feat, "notes"):
-                self.notes[alias] = feat.notes(smiles)
+            notes = dict(feat.notes(smiles)) if hasattr(feat, "notes") else {}
+            failed = np.flatnonzero(np.isnan(X).all(axis=1)) if X.shape[1] else np.arange(0)
+            if len(failed):  # a featurizer that failed on a molecule gives it a NaN row (cached like any row)
+                notes.update(n_failed=int(len(failed)), failed_examples=[smiles[i] for i in failed[:5]])
+            if notes:
+                self.notes[alias] = notes
             if self.verbose:
                 log(f"featurized {alias}: {len(smiles)} molecules, {X.shape[1]} features "
-                    f"({self.cache.last_hits} from cache, {self.cache.last_misses} computed) in {time.time() - t0:.1f} s")
+                    f"({self.cache.last_hits} from cache, {self.cache.last_misses} computed) in {time.time() - t0:.1f} s"
+                    + (f"; {len(failed)} molecule(s) could not be featurized (all-NaN rows, missing values to the "
+                       f"learners; e.g. {smiles[failed[0]]})" if len(failed) else ""))
             self.dims[alias] = X.shape[1]
             self._memo[key] = X
         return self._memo[key]
