@@ -145,21 +145,28 @@ def write_summary(result_dir, title: str | None = None) -> dict[str, dict]:
     return summary
 
 
-def compare_markdown(dirs: list[str], names: list[str] | None = None) -> str:
-    """Side-by-side table of several result dirs with ratios vs MapLight and win counts."""
+def compare_markdown(dirs: list[str], names: list[str] | None = None, repro: str | None = None) -> str:
+    """Side-by-side table of several result dirs with ratios vs MapLight and win counts against the published
+    MapLight, MapLight+GNN and leaderboard best. ``repro``: the column holding our MapLight reproduction; each
+    other column also counts the tasks where its mean is worse than that column's by more than 2 of its own
+    seed standard deviations (issue 17's floor)."""
     names = names or [Path(d).name for d in dirs]
+    if repro is not None and repro not in names:
+        raise SystemExit(f"--repro {repro!r} is not one of the column names {names}")
     sums = [summarize_dir(d) for d in dirs]
     tasks = [t for t in TASKS if any(t in s for s in sums)]
-    head = ["task", "metric"] + [f"{n}" for n in names] + [f"{n}/ML" for n in names] + ["MapLight", "LB best"]
+    head = (["task", "metric"] + [f"{n}" for n in names] + [f"{n}/ML" for n in names]
+            + ["MapLight", "MapLight+GNN", "LB best"])
     lines = ["Ratio `x/ML` = our mean / published MapLight mean (for MAE < 1 is better; otherwise > 1 is better). "
              "`*` marks fewer than 5 seeds.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    wins_ml = [0] * len(dirs)
-    wins_lb = [0] * len(dirs)
-    counted = [0] * len(dirs)
+    refs = ("maplight", "maplight_gnn", "leaderboard_best")
+    wins = {k: [0] * len(dirs) for k in refs}
+    counted, n_full = [0] * len(dirs), [0] * len(dirs)
+    below = [[] for _ in dirs]  # tasks more than 2 sd below the reproduction
+    rep = sums[names.index(repro)] if repro is not None else None
     for task in tasks:
         ml = PUBLISHED[task]["maplight"][0]
-        lb = PUBLISHED[task]["leaderboard_best"][0]
         cells, ratios = [], []
         for i, s in enumerate(sums):
             if task not in s:
@@ -168,20 +175,30 @@ def compare_markdown(dirs: list[str], names: list[str] | None = None) -> str:
                 continue
             r = s[task]
             counted[i] += 1
-            wins_ml[i] += better(task, r["mean"], ml)
-            wins_lb[i] += better(task, r["mean"], lb)
+            n_full[i] += r["n_seeds"] >= 5
+            for k in refs:
+                wins[k][i] += better(task, r["mean"], PUBLISHED[task][k][0])
+            if rep is not None and task in rep and names[i] != repro:
+                if better(task, rep[task]["mean"], r["mean"]) and abs(rep[task]["mean"] - r["mean"]) > 2 * r["std"]:
+                    below[i].append(task)
             star = "" if r["n_seeds"] >= 5 else "*"
             cells.append(f"{_fmt(r['mean'])}±{_fmt(r['std'])}{star}{_mark(r.get('leaky_pretraining'))}")
             ratios.append(f"{r['mean'] / ml:.3f}" if ml else "—")
         arrow = "↓" if lower_is_better(task) else "↑"
         lines.append("| " + " | ".join([task, f"{TASKS[task].metric} {arrow}"] + cells + ratios
-                                         + [_pub(task, "maplight"), f"{_pub(task, 'leaderboard_best')} "
+                                         + [_pub(task, "maplight"), _pub(task, "maplight_gnn"),
+                                            f"{_pub(task, 'leaderboard_best')} "
                                             f"({LEADERBOARD_BEST_METHOD.get(task, '?')})"]) + " |")
     lines += _footnote(r.get("leaky_pretraining", []) for s in sums for r in s.values())
-    lines += ["", "| run | tasks | beats MapLight | beats LB best |", "|---|---|---|---|"]
+    extra = f" | > 2 sd below `{repro}`" if repro is not None else ""
+    lines += ["", "| run | tasks (5 seeds) | beats MapLight | beats MapLight+GNN | beats LB best" + extra + " |",
+              "|---|---|---|---|---|" + ("---|" if repro is not None else "")]
     for i, n in enumerate(names):
         leaky = any(r.get("leaky_pretraining") for r in sums[i].values())
-        lines.append(f"| {n}{_mark(leaky)} | {counted[i]} | {wins_ml[i]} | {wins_lb[i]} |")
+        cell = "" if repro is None else (" | —" if n == repro else f" | {len(below[i])}"
+                                         + (f" ({', '.join(below[i])})" if below[i] else ""))
+        lines.append(f"| {n}{_mark(leaky)} | {counted[i]} ({n_full[i]}) | {wins['maplight'][i]} | "
+                     f"{wins['maplight_gnn'][i]} | {wins['leaderboard_best'][i]}{cell} |")
     return "\n".join(lines) + "\n"
 
 
@@ -284,6 +301,8 @@ def main(argv=None) -> int:
     ap.add_argument("dirs", nargs="+", help="result dirs written by run.py")
     ap.add_argument("--names", nargs="*", help="column names (default: dir names)")
     ap.add_argument("--out", help="write the comparison Markdown here (default: stdout)")
+    ap.add_argument("--repro", metavar="NAME", help="the column of our MapLight reproduction: count the tasks where "
+                    "each other column is more than 2 of its seed sds worse")
     ap.add_argument("--bar", metavar="METHOD", help="for one dir: reproduction check vs a published method "
                     "(maplight, maplight_gnn, chemprop_rdkit, leaderboard_best)")
     ap.add_argument("--ablation", action="store_true", help="for one dir: test scores with vs before the "
@@ -313,7 +332,15 @@ def main(argv=None) -> int:
         return 0 if s else 1
     if args.names and len(args.names) != len(args.dirs):
         ap.error("--names needs one name per dir")
-    text = compare_markdown(args.dirs, args.names)
+    text = compare_markdown(args.dirs, args.names, args.repro)
+    if args.out:  # a table file says what made it and from which code each column comes
+        from uniqsar.util import source_commit
+
+        commits = {n: sorted({r.get("git_commit") or "?" for recs in load_seeds(d).values() for r in recs})
+                   for n, d in zip(args.names or [Path(d).name for d in args.dirs], args.dirs)}
+        text = (f"Produced by `python benchmarks/tdc/report.py {' '.join(sys.argv[1:])}` at commit {source_commit()}. "
+                "Seed-JSON commits per column: " + "; ".join(f"{n}: {', '.join(c)}" for n, c in commits.items())
+                + ".\n\n" + text)
     emit(text, args.out)
     return 0
 

@@ -28,3 +28,19 @@ def test_paired_counts_tasks_by_seed_mean_and_signs_the_change(tmp_path):
     assert "| herg | roc_auc | 1 | 0.8000 | 0.7200 | -10.00% | 0 / 1 / 0 |" in text
     assert "new better on 1, worse on 1, the same on 1; mean relative change -1.67%" in text
     assert report.paired_markdown(base, tmp_path / "empty") == "The two dirs share no task-seed.\n"
+
+
+def test_comparison_counts_published_baselines_and_the_reproduction_floor(tmp_path):
+    from uniqsar.data.tdc import PUBLISHED
+
+    ours, repro = tmp_path / "ours", tmp_path / "repro"
+    ml, gnn = PUBLISHED["caco2_wang"]["maplight"][0], PUBLISHED["caco2_wang"]["maplight_gnn"][0]
+    best = min(ml, gnn)
+    _write(ours, "caco2_wang", {s: best - 0.01 + 0.001 * s for s in range(1, 6)})  # MAE: beats both, sd ~0.0016
+    _write(repro, "caco2_wang", {s: best + 0.05 for s in range(1, 6)})
+    _write(ours, "hia_hou", {1: 0.50, 2: 0.52})  # AUROC far below the reproduction, 2 seeds only
+    _write(repro, "hia_hou", {s: 0.98 for s in range(1, 6)})
+    text = report.compare_markdown([str(ours), str(repro)], ["ours", "repro"], repro="repro")
+    assert "| ours | 2 (1) | 1 | 1 | " in text  # 2 tasks, 1 with 5 seeds; beats MapLight and MapLight+GNN on caco2
+    assert text.rstrip().splitlines()[-2].endswith("| 1 (hia_hou) |")  # > 2 sd below the reproduction
+    assert "| hia_hou | roc_auc ↑ | 0.510±0.014* |" in text  # fewer than 5 seeds are marked
