@@ -24,14 +24,7 @@ from uniqsar.metrics import score
 from uniqsar.pipeline import oof as oof_columns
 from uniqsar.pipeline.budget import is_fallback
 from uniqsar.registry import get_learner_class
-from uniqsar.tune.study import (
-    StudySpec,
-    create_study,
-    fail_stale_trials,
-    finished_trials,
-    run_trials,
-    storage_for,
-)
+from uniqsar.tune.study import StudySpec, create_study, fail_stale_trials, finished_trials, run_trials, storage_for
 from uniqsar.util import log, threads_per_job, time_limit
 
 # A running trial may overrun its study's time share by this fraction of it (never past the
