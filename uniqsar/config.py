@@ -50,6 +50,7 @@ class Recipe:
     joint_targets: bool = False  # torch learners fit all regression / binary targets with one network (pipeline/joint.py)
     n_folds: int = 5
     split: str = "scaffold"
+    cv_repeats: int = 1  # > 1: a trial's score is its mean over this many fold partitions (seeds seed, seed+1, ...)
     featurizers: tuple[FeaturizerSpec, ...] = ()
     models: tuple[ModelSpec, ...] = ()
     ensemble: str = "auto"  # auto (best nested CV of greedy/best/mean) | greedy | best | mean
@@ -81,7 +82,8 @@ class Recipe:
             # drop_conflicting only when set: the dict is part of a run's fingerprint, and older runs must resume
             "data": {"standardize": self.standardize, **({"drop_conflicting": True} if self.drop_conflicting else {}),
                      **({"joint_targets": True} if self.joint_targets else {})},
-            "cv": {"n_folds": self.n_folds, "split": self.split},
+            "cv": {"n_folds": self.n_folds, "split": self.split,
+                   **({"repeats": self.cv_repeats} if self.cv_repeats != 1 else {})},
             "featurizers": {f.alias: {"key": f.key, **f.params} for f in self.featurizers},
             "models": [
                 {"learner": m.learner, "features": list(m.features), "n_trials": m.n_trials,
@@ -99,7 +101,7 @@ class Recipe:
 
 SECTION_KEYS = {
     "data": {"standardize", "drop_conflicting", "joint_targets"},
-    "cv": {"n_folds", "split"},
+    "cv": {"n_folds", "split", "repeats"},
     "models": {"learner", "features", "n_trials", "params", "name", "search", "max_molecules"},
     "ensemble": {"method", "size", "top_trials", "drop_models", "shrink"},
     "final": {"mode"},
@@ -180,6 +182,7 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     recipe = Recipe(
         name=d.get("name", name), description=d.get("description", ""), standardize=standardize,
         drop_conflicting=drop_conflicting, joint_targets=joint_targets, n_folds=int(cv.get("n_folds", 5)), split=cv.get("split", "scaffold"),
+        cv_repeats=_repeats(cv.get("repeats", 1), name),
         featurizers=tuple(feats), models=tuple(models),
         ensemble=ens.get("method", "auto"), ensemble_size=int(ens.get("size", 50)),
         top_trials=int(ens.get("top_trials", 3)), drop_models=drop_models, shrink=float(shrink),
@@ -192,6 +195,12 @@ def recipe_from_dict(d: dict, name: str = "custom") -> Recipe:
     if recipe.n_folds == 1 or recipe.n_folds < 0:
         raise ConfigError(f"recipe {name!r}: cv.n_folds must be >= 2, or 0 for no cross-validation")
     return recipe
+
+
+def _repeats(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"recipe {name!r}: cv.repeats must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def available_presets() -> list[str]:

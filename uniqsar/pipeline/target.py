@@ -66,6 +66,7 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
         transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
         n_classes=len(data.classes) if data.task == "multiclass" else None,
+        repeat_folds=tuple(target_folds(ctx.recipe, data, ctx.seed, r) for r in range(1, ctx.recipe.cv_repeats)),
     )
 
 
@@ -110,9 +111,10 @@ def fit_target_without_cv(ctx: TargetContext, data: TargetData) -> dict:
     return {"rows": rows, "ensemble": ensemble}
 
 
-def target_folds(recipe: Recipe, data: TargetData, seed: int) -> np.ndarray:
+def target_folds(recipe: Recipe, data: TargetData, seed: int, repeat: int = 0) -> np.ndarray:
+    """The target's CV folds; ``repeat`` r > 0: the r-th extra partition of ``[cv] repeats`` (seed + r)."""
     y_strat = data.y if data.task in ("binary", "multiclass") else None
-    return make_folds(data.smiles, recipe.n_folds, seed, recipe.split, y_strat)
+    return make_folds(data.smiles, recipe.n_folds, seed + repeat, recipe.split, y_strat)
 
 
 def fit_target(ctx: TargetContext, data: TargetData, folds: np.ndarray | None) -> dict:

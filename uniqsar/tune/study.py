@@ -150,6 +150,9 @@ class StudySpec:
     abort: bool = True  # False: a trial past hard_deadline is cut short (learners keep what they have), not aborted
     n_classes: int | None = None  # multiclass: the number of classes (OOF predictions are (n, K))
     fold_jobs: int = 1  # processes fitting the folds of a batch of trials side by side (same predictions as 1)
+    #: ``[cv] repeats``: the extra fold partitions; a complete trial is also cross-validated on each, and its value
+    #: is the mean score over all partitions (its OOF file, for stacking, stays that of the first partition)
+    repeat_folds: tuple = ()
 
 
 _COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
@@ -258,7 +261,8 @@ def run_trials(spec: StudySpec, storage, X, y, folds, worker: int = 0) -> None:
 def _run_batch(spec: StudySpec, study, trials, params_list, pool, X, y, folds, worker, durations) -> None:
     from optuna.trial import TrialState
 
-    fold_seconds = float(np.median(durations)) / len(np.unique(folds)) if durations else 0.0
+    n_fits = len(np.unique(folds)) + sum(len(np.unique(f)) for f in spec.repeat_folds)  # a trial's fits, all partitions
+    fold_seconds = float(np.median(durations)) / n_fits if durations else 0.0
 
     def after_fold(i, step, oof):
         if not spec.pruning:
@@ -271,18 +275,23 @@ def _run_batch(spec: StudySpec, study, trials, params_list, pool, X, y, folds, w
                                       spec.n_threads, pool, transform=spec.transform, deadline=spec.hard_deadline,
                                       abort=spec.abort, n_classes=spec.n_classes, after_fold=after_fold,
                                       fold_seconds=fold_seconds)
-    for trial, params, oof, st, sec in zip(trials, params_list, oofs, status, seconds):
+    values = [score(spec.metric, y, oof) if st is None else float("nan") for oof, st in zip(oofs, status)]
+    partitions: dict[int, list[float]] = {}
+    if spec.repeat_folds:
+        values, status, seconds, partitions = _repeat_scores(spec, pool, params_list, X, y, values, status, seconds)
+    for i, (trial, params, oof, st, sec, value) in enumerate(zip(trials, params_list, oofs, status, seconds, values)):
         if isinstance(st, BaseException):
             log(f"  {spec.name}: trial {trial.number} failed ({type(st).__name__}: {st})")
             study.tell(trial, state=TrialState.FAIL)
             continue
-        value = score(spec.metric, y, oof) if st is None else float("nan")
         if not np.isfinite(value):  # pruned, or degenerate predictions (e.g. constant): never a candidate
             study.tell(trial, state=TrialState.PRUNED)
             log(f"  {spec.name}: trial {trial.number} pruned")  # counts towards n_trials
             continue
         trial.set_user_attr("params", params)
         trial.set_user_attr("seconds", sec)
+        if i in partitions:
+            trial.set_user_attr("partition_scores", partitions[i])
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}:{worker}")
         if spec.oof_in_storage:
             trial.set_user_attr("oof", oof.tolist())
@@ -291,6 +300,30 @@ def _run_batch(spec: StudySpec, study, trials, params_list, pool, X, y, folds, w
         frozen = study.tell(trial, value)
         durations.append(sec)
         _log_trial(spec, study, frozen)
+
+
+def _repeat_scores(spec: StudySpec, pool, params_list, X, y, values, status, seconds):
+    """Cross-validate the complete trials of a batch on each extra partition (no pruning); their values become the
+    mean over all partitions (returned per trial as well). A trial that fails on one fails."""
+    live = [i for i, (v, st) in enumerate(zip(values, status)) if st is None and np.isfinite(v)]
+    per = {i: [values[i]] for i in live}
+    for folds in spec.repeat_folds:
+        if not live:
+            break
+        oofs, st_r, sec_r = batch_oof(spec.learner, spec.task, [params_list[i] for i in live], X, y, folds, spec.seed,
+                                      spec.n_threads, pool, transform=spec.transform, deadline=spec.hard_deadline,
+                                      abort=spec.abort, n_classes=spec.n_classes)
+        for i, oof, st, sec in zip(live, oofs, st_r, sec_r):
+            seconds[i] += sec
+            if st is not None:
+                status[i] = st if isinstance(st, BaseException) else RuntimeError(f"repeat partition: {st}")
+            else:
+                per[i].append(score(spec.metric, y, oof))
+        live = [i for i in live if status[i] is None]
+    values = list(values)
+    for i in live:
+        values[i] = float(np.mean(per[i])) if all(np.isfinite(per[i])) else float("nan")
+    return values, status, seconds, {i: per[i] for i in live}
 
 
 def _log_trial(spec: StudySpec, study, trial) -> None:
