@@ -72,6 +72,10 @@ def test_recipe_repeats_and_the_extra_partitions(tmp_path):
     assert len(spec.repeat_folds) == 2
     np.testing.assert_array_equal(spec.repeat_folds[0], target_folds(r, data, 8))
     assert not np.array_equal(target_folds(r, data, 7), spec.repeat_folds[0])  # another partition
+    from dataclasses import replace
+
+    for fixed in (replace(r.models[0], n_trials=1), replace(r.models[0], search=False)):  # no choice: no repeats
+        assert study_spec(ctx, data, fixed).repeat_folds == ()
 
 
 def test_a_fit_with_repeats_scores_each_trial_on_every_partition(tmp_path):

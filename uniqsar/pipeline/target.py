@@ -66,7 +66,9 @@ def study_spec(ctx: TargetContext, data: TargetData, model, deadline=None, trial
         transform=ctx.transform, deadline=deadline, hard_deadline=hard_deadline, abort=abort,
         oof_in_storage=ctx.storage_url is not None,
         n_classes=len(data.classes) if data.task == "multiclass" else None,
-        repeat_folds=tuple(target_folds(ctx.recipe, data, ctx.seed, r) for r in range(1, ctx.recipe.cv_repeats)),
+        # repeated CV only where the study chooses between configurations
+        repeat_folds=tuple(target_folds(ctx.recipe, data, ctx.seed, r) for r in range(1, ctx.recipe.cv_repeats))
+        if model.search and model.n_trials > 1 else (),
     )
 
 
