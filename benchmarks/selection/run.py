@@ -50,6 +50,7 @@ class _Capture:
     matrices: dict[int, np.ndarray] = {}
     valid: dict[str, list] = {}  # parameter set -> its fold models' valid predictions (fitted scale)
     by_oof: dict[int, np.ndarray] = {}  # id(OOF array) -> the trial's valid predictions
+    folds0: np.ndarray | None = None  # the target's CV folds: valid predictions are kept for these only
 
 
 _orig_matrix = FeatureStore.matrix
@@ -87,6 +88,8 @@ def _batch_oof(learner_key, task, params_list, X, y, folds, seed, n_threads, poo
     assert pool.n_jobs == 1, "the selection benchmark fits folds in this process"
     _Capture.valid = {}
     oofs, status, seconds = _orig_batch_oof(learner_key, task, params_list, X, y, folds, seed, n_threads, pool, **kw)
+    if _Capture.folds0 is not None and not np.array_equal(folds, _Capture.folds0):
+        return oofs, status, seconds  # an extra partition of [cv] repeats: scored by the study, not kept
     extra = {"n_classes": kw["n_classes"]} if task == "multiclass" else {}
     for oof, st, params in zip(oofs, status, params_list):
         if st is None:
@@ -160,6 +163,7 @@ def run_one(task: str, seed: int, root: Path, out: Path, cache_dir: str | None, 
 
     def fit_target(ctx, data, folds):
         _Capture.n_train = len(data.smiles)
+        _Capture.folds0 = folds
         return orig_fit_target(ctx, data, folds)
 
     target_mod.fit_target = fit_target

@@ -7,6 +7,9 @@
 
 ``--extra-raw``: runs of another recipe on the same task-seeds (same folds); each of its models replaces the
 MapLight member of S7 in a design of its own, and the report compares those designs with S7.
+``--repeats-raw`` (with ``--extra-raw``, plan_repeats.md): runs of ``repeats.toml`` (default's tuned members with
+``[cv] repeats = 3``); design S7R = those members (all their trials) + ``catboost_rsm0.1``, compared with
+``S7_catboost_rsm0.1`` (today's default).
 
 Each design is a choice of members, trials per study (the first k trials of the study: exactly what
 ``n_trials = k`` runs, same sampler seed), stacking candidates per model and a stacking rule. It is stacked
@@ -128,7 +131,27 @@ def merge(meta: dict, arrays: dict, extra: Path) -> list[Design]:
     return [s7_with(m) for m in meta2["studies"]]
 
 
-def score_file(path: Path, extra_raw: Path | None = None) -> list[dict]:
+REPEATED = "@repeats"  # suffix of the repeats run's model ids once merged
+
+
+def merge_repeats(meta: dict, arrays: dict, path: Path) -> Design:
+    """Add the repeats run of this task-seed (same first partition) under suffixed ids; its design S7R."""
+    meta2, arrays2 = load(path)
+    for k in ("y", "folds"):
+        if not np.array_equal(arrays[k], arrays2[k]):
+            sys.exit(f"{path}: {k} differ from the superset run of the same task-seed")
+    for model, trials in meta2["studies"].items():
+        meta["studies"][model + REPEATED] = trials
+    for k, v in arrays2.items():
+        if k.startswith(("oof|", "valid|")):
+            kind, model, number = k.split("|")
+            arrays[f"{kind}|{model}{REPEATED}|{number}"] = v
+    members = tuple(m + REPEATED for m in (*LGBM, LINEAR))
+    return Design("S7R_repeats", (*members, "catboost_rsm0.1"), top=1, stack="shrink",
+                  note="default's members tuned on the mean over 3 partitions + catboost_rsm0.1")
+
+
+def score_file(path: Path, extra_raw: Path | None = None, repeats_raw: Path | None = None) -> list[dict]:
     meta, arrays = load(path)
     designs = DESIGNS
     if extra_raw is not None:
@@ -137,6 +160,12 @@ def score_file(path: Path, extra_raw: Path | None = None) -> list[dict]:
             print(f"[simulate] {extra} missing: task-seed left out", file=sys.stderr)
             return []
         designs = (next(d for d in DESIGNS if d.name == "S7_lean"), *merge(meta, arrays, extra))
+        if repeats_raw is not None:
+            rep_file = repeats_raw / path.parent.name / path.name
+            if not rep_file.is_file():
+                print(f"[simulate] {rep_file} missing: task-seed left out", file=sys.stderr)
+                return []
+            designs = (next(d for d in designs if d.name == "S7_catboost_rsm0.1"), merge_repeats(meta, arrays, rep_file))
     rows = [{"task": meta["task"], "seed": meta["seed"], "metric": meta["metric"], "design": d.name,
              **evaluate(meta, arrays, d), "note": d.note} for d in designs]
     print(f"[simulate] {meta['task']} seed {meta['seed']}: {len(rows)} designs scored", file=sys.stderr, flush=True)
@@ -154,19 +183,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--n-jobs", type=int, default=1, help="task-seeds scored side by side (processes)")
     ap.add_argument("--extra-raw", default=None, help="runs of another recipe whose models replace S7's CatBoost")
+    ap.add_argument("--repeats-raw", default=None, help="runs of repeats.toml (needs --extra-raw): S7R vs S7 with "
+                    "catboost_rsm0.1 (plan_repeats.md)")
     args = ap.parse_args(argv)
+    if args.repeats_raw and not args.extra_raw:
+        ap.error("--repeats-raw needs --extra-raw (the catboost_rsm0.1 runs)")
     files = sorted(Path(args.raw).glob("*/seed*.npz"))
     if not files:
         sys.exit(f"no superset runs under {args.raw}")
     from joblib import Parallel, delayed
 
     extra = Path(args.extra_raw) if args.extra_raw else None
-    per_file = Parallel(n_jobs=args.n_jobs)(delayed(score_file)(f, extra) for f in files)
+    repeats = Path(args.repeats_raw) if args.repeats_raw else None
+    per_file = Parallel(n_jobs=args.n_jobs)(delayed(score_file)(f, extra, repeats) for f in files)
     rows = [r for rows in per_file for r in rows]
     if not rows:
         sys.exit("no task-seed scored")
     write_report(rows, Path(args.out), sorted({(r["task"], r["seed"]) for r in rows}), files[0].parent.parent,
-                 base_name="S7_lean" if extra else "S0_current")
+                 base_name="S7_catboost_rsm0.1" if repeats else "S7_lean" if extra else "S0_current")
     return 0
 
 
