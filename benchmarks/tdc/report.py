@@ -202,6 +202,29 @@ def compare_markdown(dirs: list[str], names: list[str] | None = None, repro: str
     return "\n".join(lines) + "\n"
 
 
+def timing_markdown(result_dir) -> str:
+    """Wall time of a run made of processes pinned one per core (run.py records each seed's ``machine``): the
+    seconds of each process's task-seeds summed (seeds of one process run one after another, so the run's wall
+    time is the largest sum), per task and in all; unpinned records are grouped as one process."""
+    per_proc: dict[str, float] = {}
+    rows, n = [], 0
+    for task, recs in load_seeds(result_dir).items():
+        secs = [float(r.get("seconds", 0.0)) for r in recs]
+        n += len(recs)
+        for r, sec in zip(recs, secs):
+            cpus = (r.get("machine") or {}).get("cpus")
+            key = f"cpus {cpus}" if cpus is not None else "unrecorded"
+            per_proc[key] = per_proc.get(key, 0.0) + sec
+        cpus = sorted({str((r.get("machine") or {}).get("cpus")) for r in recs})
+        rows.append(f"| {task} | {len(recs)} | {sum(secs):.0f} | {min(secs):.0f}-{max(secs):.0f} | {', '.join(cpus)} |")
+    wall = max(per_proc.values(), default=0.0)
+    lines = [f"Timing of `{Path(result_dir).name}`: {n} task-seeds; per process (summed seed seconds): "
+             + ", ".join(f"{k}: {v:.0f} s ({v / 3600:.2f} h)" for k, v in sorted(per_proc.items()))
+             + f"; wall time = the largest, **{wall:.0f} s ({wall / 3600:.2f} h)**, plus start-up between seeds.", "",
+             "| task | seeds | seconds (sum) | per seed | cpus |", "|---|---|---|---|---|", *rows]
+    return "\n".join(lines) + "\n"
+
+
 def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
     """Reproduction check vs a published method: within max(2 published std, 0.01) of its mean."""
     lines = [f"Reproduction bar vs published `{ref}`: |ours - published| <= max(2 x published std, 0.01).", "",
@@ -307,6 +330,8 @@ def main(argv=None) -> int:
                     "(maplight, maplight_gnn, chemprop_rdkit, leaderboard_best)")
     ap.add_argument("--ablation", action="store_true", help="for one dir: test scores with vs before the "
                     "stacker's backward elimination (seed JSON `score_without_elimination`)")
+    ap.add_argument("--timing", action="store_true", help="for one dir: wall time of a run of pinned processes "
+                    "(seed seconds summed per process)")
     ap.add_argument("--paired", action="store_true", help="for two dirs: per-task seed means, seeds won and the "
                     "mean relative change of the second dir against the first")
     args = ap.parse_args(argv)
@@ -314,6 +339,11 @@ def main(argv=None) -> int:
         if len(args.dirs) != 2:
             ap.error("--paired takes two result dirs (baseline, new)")
         emit(paired_markdown(*args.dirs), args.out)
+        return 0
+    if args.timing:
+        if len(args.dirs) != 1:
+            ap.error("--timing takes one result dir")
+        emit(timing_markdown(args.dirs[0]), args.out)
         return 0
     if args.ablation:
         if len(args.dirs) != 1:

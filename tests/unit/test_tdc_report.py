@@ -44,3 +44,15 @@ def test_comparison_counts_published_baselines_and_the_reproduction_floor(tmp_pa
     assert "| ours | 2 (1) | 1 | 1 | " in text  # 2 tasks, 1 with 5 seeds; beats MapLight and MapLight+GNN on caco2
     assert text.rstrip().splitlines()[-2].endswith("| 1 (hia_hou) |")  # > 2 sd below the reproduction
     assert "| hia_hou | roc_auc ↑ | 0.510±0.010* |" in text  # fewer than 5 seeds are marked
+
+
+def test_timing_sums_seed_seconds_per_pinned_process(tmp_path):
+    root = tmp_path / "run"
+    for task, cpus, secs in (("caco2_wang", [0], (10, 20)), ("hia_hou", [1], (5, 5)), ("herg", [0], (7,))):
+        (root / task).mkdir(parents=True)
+        for seed, sec in enumerate(secs, 1):
+            (root / task / f"seed{seed}.json").write_text(json.dumps(
+                {"seed": seed, "score": 0.5, "seconds": sec, "machine": {"cpus": cpus}}))
+    text = report.timing_markdown(root)
+    assert "5 task-seeds" in text and "cpus [0]: 37 s" in text and "cpus [1]: 10 s" in text
+    assert "**37 s (0.01 h)**" in text
