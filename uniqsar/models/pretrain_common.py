@@ -1,6 +1,7 @@
-"""Recipe validation and run-folder plumbing shared by the pretraining loops (Uni-Mol2 and SMILES transformer):
-LR schedule, RNG state as tensors (so checkpoints load with ``weights_only=True``), atomic
-checkpoint writes, the corpus split files, append-only loss CSVs, the loss plot."""
+"""Recipe validation and run-folder plumbing shared by the pretraining loops (Uni-Mol2, SMILES transformer,
+D-MPNN): the recipe's sections and value checks, the LR schedule, RNG state as tensors (so checkpoints load
+with ``weights_only=True``), atomic checkpoint writes, the corpus split files, append-only loss CSVs, the loss
+plot and the model card."""
 
 from __future__ import annotations
 
@@ -38,6 +39,51 @@ def typed_section(cls, d: dict, where: str) -> dict:
             raise ValueError(f"{where}.{k}: expected {type(default).__name__}, got {v!r}")
         out[k] = float(v) if isinstance(default, float) else v
     return out
+
+
+RECIPE_SECTIONS = ("model", "data", "objective", "train")
+
+
+def recipe_model_table(d: dict, name: str, kind: str) -> dict:
+    """The ``[model]`` table of parsed recipe ``d`` without its ``kind`` key, after refusing unknown top-level
+    sections and a ``kind`` other than ``kind`` (a missing one means ``kind``)."""
+    unknown = sorted(set(d) - set(RECIPE_SECTIONS))
+    if unknown:
+        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: {', '.join(RECIPE_SECTIONS)}")
+    m = dict(d.get("model", {}))
+    got = m.pop("kind", kind)
+    if got != kind:
+        raise ValueError(f"recipe {name!r}: [model] kind must be {kind!r}, got {got!r}")
+    return m
+
+
+def recipe_section(cls, d: dict, key: str, name: str):
+    """Dataclass ``cls`` built from table ``d[key]`` of recipe ``name`` (validated by ``typed_section``)."""
+    return cls(**typed_section(cls, d.get(key, {}), f"recipe {name!r} [{key}]"))
+
+
+def check_recipe_values(name: str, *, unit: dict | None = None, positive: dict | None = None,
+                        non_negative: dict | None = None) -> None:
+    """Refuse recipe values out of range: ``unit`` in [0, 1], ``positive`` > 0, ``non_negative`` >= 0
+    (each a {field name: value} dict; the error names the first offending field)."""
+    for k, v in (unit or {}).items():
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1], got {v}")
+    for k, v in (positive or {}).items():
+        if v <= 0:
+            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    for k, v in (non_negative or {}).items():
+        if v < 0:
+            raise ValueError(f"recipe {name!r}: {k} must be >= 0, got {v}")
+
+
+def load_kind_recipe(name_or_path, recipe_from_dict):
+    """A pretraining kind's typed recipe: ``name_or_path`` resolved as ``uniqsar pretrain --recipe`` does,
+    then ``recipe_from_dict(parsed TOML, name=file stem)``."""
+    from uniqsar.models.pretraining import resolve_recipe
+
+    path, d = resolve_recipe(name_or_path)
+    return recipe_from_dict(d, name=path.stem)
 
 
 def lr_lambda(total: int, warmup: int, power: float, lr: float, end_lr: float):

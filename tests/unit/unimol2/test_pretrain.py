@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from uniqsar.models.pretraining import RECIPE_DIR
 from uniqsar.models.unimol2 import load_unimol2
 from uniqsar.models.unimol2.pretrain import (ObjectiveSpec, load_pretrain_recipe, pretrain, pretrain_losses,
                                              recipe_from_dict)
@@ -159,7 +160,7 @@ def test_recipe_validation():
         recipe_from_dict({"objective": {"drop_feat_prob": 1.5}})
     with pytest.raises(ValueError, match="expected"):
         recipe_from_dict({"train": {"batch_size": "8"}})
-    with pytest.raises(ValueError, match="offset and limit"):
+    with pytest.raises(ValueError, match="offset must be >= 0"):
         recipe_from_dict({"data": {"offset": -1}})
     small = load_pretrain_recipe("small")
     from uniqsar.models.unimol2.model import UniMol2
@@ -271,7 +272,7 @@ def test_resume_after_sigkill(tmp_path, corpus):
     """Kill a pretraining subprocess mid-run, resume it: it continues from the last checkpoint's step and
     ends at the requested step count with a continuous losses.csv."""
     recipe = tmp_path / "pretrain_unimol2_killtest.toml"
-    recipe.write_text(Path(load_pretrain_recipe.__globals__["RECIPE_DIR"], "pretrain_unimol2_tiny.toml").read_text()
+    recipe.write_text((RECIPE_DIR / "pretrain_unimol2_tiny.toml").read_text()
                       .replace("checkpoint_every = 10", "checkpoint_every = 4").replace("log_every = 10", "log_every = 4"))
     out, total = tmp_path / "run", 80
     cmd = [sys.executable, "-m", "uniqsar.cli", "pretrain", "--recipe", str(recipe), "--corpus", str(corpus),

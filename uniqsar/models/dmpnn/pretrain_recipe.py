@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from uniqsar.models.pretrain_common import typed_section
+from uniqsar.models.pretrain_common import check_recipe_values, load_kind_recipe, recipe_model_table, recipe_section
 
 KIND = "dmpnn"
 
@@ -78,45 +78,35 @@ class DMPNNPretrainRecipe:
 def recipe_from_dict(d: dict, name: str = "custom") -> DMPNNPretrainRecipe:
     from .learner import AGGREGATIONS
 
-    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
-    if unknown:
-        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
-    m = dict(d.get("model", {}))
-    kind = m.pop("kind", KIND)
-    if kind != KIND:
-        raise ValueError(f"recipe {name!r}: [model] kind must be {KIND!r}, got {kind!r}")
-    sec = lambda cls, key: cls(**typed_section(cls, d.get(key, {}) if key != "model" else m,  # noqa: E731
-                                               f"recipe {name!r} [{key}]"))
-    r = DMPNNPretrainRecipe(name, sec(EncoderSpec, "model"), sec(DataSpec, "data"), sec(ObjectiveSpec, "objective"),
-                            sec(TrainSpec, "train"))
+    m = recipe_model_table(d, name, KIND)
+    r = DMPNNPretrainRecipe(name, recipe_section(EncoderSpec, {"model": m}, "model", name),
+                            recipe_section(DataSpec, d, "data", name),
+                            recipe_section(ObjectiveSpec, d, "objective", name),
+                            recipe_section(TrainSpec, d, "train", name))
     mo, o, t, da = r.model, r.objective, r.train, r.data
     if mo.aggregation not in AGGREGATIONS:
         raise ValueError(f"recipe {name!r}: aggregation must be one of {AGGREGATIONS}, got {mo.aggregation!r}")
     if not (o.descriptors or o.morgan_bits):
         raise ValueError(f"recipe {name!r}: [objective] needs descriptors = true or morgan_bits > 0")
-    for k, v in {"hidden_size": mo.hidden_size, "depth": mo.depth, "head_hidden": mo.head_hidden,
-                 "max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
-                 "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "chunk_size": da.chunk_size,
-                 "morgan_radius": o.morgan_radius}.items():
-        if v <= 0:
-            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    check_recipe_values(
+        name,
+        positive={"hidden_size": mo.hidden_size, "depth": mo.depth, "head_hidden": mo.head_hidden,
+                  "max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
+                  "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "chunk_size": da.chunk_size,
+                  "morgan_radius": o.morgan_radius},
+        non_negative={"warmup_steps": t.warmup_steps, "clip_norm": t.clip_norm, "end_lr": t.end_lr,
+                      "weight_decay": t.weight_decay, "morgan_bits": o.morgan_bits, "morgan_weight": o.morgan_weight,
+                      "loader_workers": t.loader_workers})
     for k, v in {"val_fraction": da.val_fraction, "dropout": mo.dropout}.items():
         if not 0.0 <= v < 1.0:
             raise ValueError(f"recipe {name!r}: {k} must be in [0, 1), got {v}")
     if not 0.0 <= o.clip_percentile < 50.0:
         raise ValueError(f"recipe {name!r}: clip_percentile must be in [0, 50), got {o.clip_percentile}")
-    if min(t.warmup_steps, t.clip_norm, t.end_lr, t.weight_decay, o.morgan_bits, o.morgan_weight,
-           t.loader_workers) < 0:
-        raise ValueError(f"recipe {name!r}: warmup_steps, clip_norm, end_lr, weight_decay, morgan_bits, "
-                         f"morgan_weight and loader_workers must be >= 0")
     return r
 
 
 def load_dmpnn_recipe(name_or_path) -> DMPNNPretrainRecipe:
-    from uniqsar.models.pretraining import resolve_recipe
-
-    path, d = resolve_recipe(name_or_path)
-    return recipe_from_dict(d, name=path.stem)
+    return load_kind_recipe(name_or_path, recipe_from_dict)
 
 
 __all__ = ["KIND", "EncoderSpec", "DataSpec", "ObjectiveSpec", "TrainSpec", "DMPNNPretrainRecipe",

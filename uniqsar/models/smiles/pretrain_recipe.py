@@ -6,13 +6,12 @@ Parsed as TOML and validated field by field, never executed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from uniqsar.models.pretrain_common import typed_section
+from uniqsar.models.pretrain_common import (check_recipe_values, load_kind_recipe, recipe_model_table,
+                                            recipe_section, typed_section)
 
 from .model import SmilesTransformerConfig
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
 KIND = "smiles_transformer"
 
 
@@ -70,44 +69,32 @@ class SmilesPretrainRecipe:
 def recipe_from_dict(d: dict, name: str = "custom") -> SmilesPretrainRecipe:
     from uniqsar.featurize.smiles_tokens import load_vocab
 
-    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
-    if unknown:
-        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
-    m = dict(d.get("model", {}))
-    kind = m.pop("kind", KIND)
-    if kind != KIND:
-        raise ValueError(f"recipe {name!r}: [model] kind must be {KIND!r}, got {kind!r}")
+    m = recipe_model_table(d, name, KIND)
     if "vocab_size" in m:
         raise ValueError(f"recipe {name!r} [model]: vocab_size is fixed by the packaged vocabulary")
     cfg = SmilesTransformerConfig(vocab_size=len(load_vocab()),
                                   **typed_section(SmilesTransformerConfig, m, f"recipe {name!r} [model]"))
     cfg.validate()
-    r = SmilesPretrainRecipe(
-        name, cfg, DataSpec(**typed_section(DataSpec, d.get("data", {}), f"recipe {name!r} [data]")),
-        ObjectiveSpec(**typed_section(ObjectiveSpec, d.get("objective", {}), f"recipe {name!r} [objective]")),
-        TrainSpec(**typed_section(TrainSpec, d.get("train", {}), f"recipe {name!r} [train]")))
+    r = SmilesPretrainRecipe(name, cfg, recipe_section(DataSpec, d, "data", name),
+                             recipe_section(ObjectiveSpec, d, "objective", name),
+                             recipe_section(TrainSpec, d, "train", name))
     o, t, da = r.objective, r.train, r.data
-    for k, v in {"mask_prob": o.mask_prob, "mask_token_frac": o.mask_token_frac,
-                 "random_token_frac": o.random_token_frac, "random_smiles_prob": o.random_smiles_prob,
-                 "val_fraction": da.val_fraction, "dropout": cfg.dropout, "attn_dropout": cfg.attn_dropout}.items():
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1], got {v}")
+    check_recipe_values(
+        name,
+        unit={"mask_prob": o.mask_prob, "mask_token_frac": o.mask_token_frac, "random_token_frac": o.random_token_frac,
+              "random_smiles_prob": o.random_smiles_prob, "val_fraction": da.val_fraction, "dropout": cfg.dropout,
+              "attn_dropout": cfg.attn_dropout},
+        positive={"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
+                  "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "mask_prob": o.mask_prob},
+        non_negative={"warmup_steps": t.warmup_steps, "clip_norm": t.clip_norm, "end_lr": t.end_lr,
+                      "weight_decay": t.weight_decay})
     if o.mask_token_frac + o.random_token_frac > 1.0:
         raise ValueError(f"recipe {name!r}: mask_token_frac + random_token_frac must be <= 1")
-    for k, v in {"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
-                 "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "mask_prob": o.mask_prob}.items():
-        if v <= 0:
-            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
-    if min(t.warmup_steps, t.clip_norm, t.end_lr, t.weight_decay) < 0:
-        raise ValueError(f"recipe {name!r}: warmup_steps, clip_norm, end_lr and weight_decay must be >= 0")
     return r
 
 
 def load_smiles_recipe(name_or_path) -> SmilesPretrainRecipe:
-    from uniqsar.models.pretraining import resolve_recipe
-
-    path, d = resolve_recipe(name_or_path)
-    return recipe_from_dict(d, name=path.stem)
+    return load_kind_recipe(name_or_path, recipe_from_dict)
 
 
 __all__ = ["KIND", "DataSpec", "ObjectiveSpec", "TrainSpec", "SmilesPretrainRecipe", "recipe_from_dict",

@@ -5,15 +5,13 @@ Recipes are data: parsed with tomllib and validated field by field, never execut
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from uniqsar.models.pretrain_common import typed_section
+from uniqsar.models.pretrain_common import (check_recipe_values, load_kind_recipe, recipe_model_table,
+                                            recipe_section, typed_section)
 
 from .config import UniMol2Config, get_config
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
 
 
 # ----------------------------------------------------------------------------------------- recipe
@@ -88,58 +86,33 @@ class PretrainRecipe:
 
 
 def recipe_from_dict(d: dict, name: str = "custom") -> PretrainRecipe:
-    unknown = sorted(set(d) - {"model", "data", "objective", "train"})
-    if unknown:
-        raise ValueError(f"recipe {name!r}: unknown section(s) {unknown}; allowed: model, data, objective, train")
-    m = dict(d.get("model", {}))
-    kind = m.pop("kind", "unimol2")
-    if kind != "unimol2":
-        raise ValueError(f"recipe {name!r}: [model] kind must be 'unimol2', got {kind!r}")
+    m = recipe_model_table(d, name, "unimol2")
     size = m.pop("size", "tiny")
     try:
         cfg = get_config(size, **typed_section(UniMol2Config, m, f"recipe {name!r} [model]"), lm_head=True,
                          num_classes=0)
     except (KeyError, TypeError) as e:
         raise ValueError(f"recipe {name!r} [model]: {e}") from None
-    def section(cls, key):
-        return cls(**typed_section(cls, d.get(key, {}), f"recipe {name!r} [{key}]"))
-
-    r = PretrainRecipe(name, cfg, section(DataSpec, "data"), section(ObjectiveSpec, "objective"),
-                       section(TrainSpec, "train"))
+    r = PretrainRecipe(name, cfg, recipe_section(DataSpec, d, "data", name),
+                       recipe_section(ObjectiveSpec, d, "objective", name), recipe_section(TrainSpec, d, "train", name))
     o, t, da = r.objective, r.train, r.data
-    probs = {"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
-             "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction}
-    for k, v in probs.items():
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"recipe {name!r}: {k} must be in [0, 1], got {v}")
-    positive = {"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
-                "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "shard_size": da.shard_size}
-    for k, v in positive.items():
-        if v <= 0:
-            raise ValueError(f"recipe {name!r}: {k} must be > 0, got {v}")
+    check_recipe_values(
+        name,
+        unit={"mask_token_prob": o.mask_token_prob, "coord_noise_prob": o.coord_noise_prob,
+              "drop_feat_prob": o.drop_feat_prob, "use_2d_prob": o.use_2d_prob, "val_fraction": da.val_fraction},
+        positive={"max_steps": t.max_steps, "batch_size": t.batch_size, "lr": t.lr, "log_every": t.log_every,
+                  "val_every": t.val_every, "checkpoint_every": t.checkpoint_every, "shard_size": da.shard_size},
+        non_negative={"token_loss": o.token_loss, "coord_loss": o.coord_loss, "dist_loss": o.dist_loss,
+                      "aux_loss": o.aux_loss, "warmup_steps": t.warmup_steps, "clip_norm": t.clip_norm,
+                      "noise": o.noise, "offset": da.offset, "limit": da.limit})
     if o.aux_set not in ("basic", "rdkit"):
         raise ValueError(f"recipe {name!r}: objective.aux_set must be 'basic' or 'rdkit', got {o.aux_set!r}")
     if t.init_sha256 and not t.init_weights:
         raise ValueError(f"recipe {name!r}: train.init_sha256 is set but train.init_weights is empty")
     if t.mode not in ("correct", "reference"):
         raise ValueError(f"recipe {name!r}: train.mode must be 'correct' or 'reference'")
-    if min(o.token_loss, o.coord_loss, o.dist_loss, o.aux_loss, t.warmup_steps, t.clip_norm, o.noise, da.offset,
-           da.limit) < 0:
-        raise ValueError(f"recipe {name!r}: loss weights, warmup_steps, clip_norm, noise, offset and limit "
-                         "must be >= 0")
     return r
 
 
-def resolve_recipe_path(name_or_path) -> Path:
-    from uniqsar.models.pretraining import resolve_recipe
-
-    return resolve_recipe(name_or_path)[0]
-
-
 def load_pretrain_recipe(name_or_path) -> PretrainRecipe:
-    path = resolve_recipe_path(name_or_path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: invalid TOML: {e}") from None
-    return recipe_from_dict(d, name=path.stem)
+    return load_kind_recipe(name_or_path, recipe_from_dict)
