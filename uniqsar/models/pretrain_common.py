@@ -212,15 +212,24 @@ class CsvLog:
         self.fh.flush()
 
 
-def write_model_card(out: Path, card: dict) -> dict:
-    """Write ``out/model_card.json``: ``card`` plus what produced it (the command line, the source commit, the
-    uniqsar / torch / numpy versions), the same fields for every pretraining kind. Returns the written card."""
+def write_model_card(out: Path, card: dict, *, steps: int, molecules_seen: int, n_train: int, elapsed_s: float,
+                     device: str, train_losses: dict, val_losses: dict, plot_terms=None, say=None) -> dict:
+    """Finish a pretraining run: write ``out/model_card.json`` (``card`` plus the fields every kind records: the
+    step and molecule counts, epochs, time, device, final losses, ``checkpoint.pt``'s sha256, the command line,
+    the source commit and the uniqsar / torch / numpy versions), plot the losses and say so. Returns the card."""
     from uniqsar import __version__
+    from uniqsar.models.weights_identity import file_sha256
     from uniqsar.util import source_commit
 
-    card = {**card, "command": " ".join(sys.argv), "commit": source_commit(),
+    card = {**card, "steps": steps, "epochs": round(molecules_seen / max(1, n_train), 3),
+            "molecules_seen": molecules_seen, "elapsed_s": round(elapsed_s, 1), "device": device,
+            "final_train_losses": train_losses, "final_val_losses": val_losses, "checkpoint": "checkpoint.pt",
+            "sha256": file_sha256(out / "checkpoint.pt"), "command": " ".join(sys.argv), "commit": source_commit(),
             "versions": {"uniqsar": __version__, "torch": torch.__version__, "numpy": np.__version__}}
     (out / "model_card.json").write_text(json.dumps(card, indent=1))
+    plot_losses(out, **({"terms": plot_terms} if plot_terms else {}))
+    if say is not None:
+        say(f"done: {steps} steps, {molecules_seen} molecules seen; exported {out / 'checkpoint.pt'}")
     return card
 
 

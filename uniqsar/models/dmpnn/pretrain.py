@@ -40,9 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, lr_lambda, \
-    plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
+    restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
-from uniqsar.models.weights_identity import file_sha256
 
 from .learner import DMPNNModel
 from .pretrain_recipe import DMPNNPretrainRecipe, load_dmpnn_recipe, recipe_from_dict  # noqa: F401 (the kind's API)
@@ -416,22 +415,12 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
         "provenance": prov,
         "data": {**stats, "n_train": int(len(train_pos)), "n_val_evaluated": int(len(val_pos))},
         "targets": {"descriptors": n_desc, "morgan_bits": n_bits, "cache": str(tdir), "scaler": scaler},
-        "steps": step,
-        "epochs": round(mols_seen / max(1, len(train_pos)), 3),
-        "molecules_seen": mols_seen,
-        "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
-        "device": device,
-        "final_train_losses": last,
-        "final_val_losses": val_final,
-        "checkpoint": "checkpoint.pt",
-        "sha256": file_sha256(out / "checkpoint.pt"),
         "install_as_default": "cp checkpoint.pt uniqsar/models/dmpnn/weights/default.pt && cp model_card.json "
                               "uniqsar/models/dmpnn/weights/default.json",
     }
-    card = write_model_card(out, card)
-    plot_losses(out, terms=("loss", "desc", "bits"))
-    say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
-    return card
+    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
+                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
+                            val_losses=val_final, plot_terms=("loss", "desc", "bits"), say=say)
 
 
 __all__ = ["pretrain", "PretrainNet", "objective", "corpus_targets", "targets_dir", "chunk_paths", "fit_target_scaler", "apply_target_scaler",

@@ -35,10 +35,9 @@ import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
+    lr_lambda, restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.unimol2.pretrain_data import epoch_batches
-from uniqsar.models.weights_identity import file_sha256
 
 from .model import SmilesMLM, num_params
 from .pretrain_recipe import ObjectiveSpec, SmilesPretrainRecipe, load_smiles_recipe, recipe_from_dict  # noqa: F401
@@ -271,24 +270,14 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         "vocab_sha256": tok.sha256,
         "data": {**stats, "n_train": int(len(train_pos)), "n_val": int(len(val_pos)),
                  "n_too_long": int(too_long.sum()), "mean_tokens": float(lengths[train_pos].mean())},
-        "steps": step,
-        "epochs": round(mols_seen / max(1, len(train_pos)), 3),
-        "molecules_seen": mols_seen,
         "tokens_seen": tokens_seen,
-        "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
-        "device": device,
-        "final_train_losses": last,
-        "final_val_losses": val_final,
-        "checkpoint": "checkpoint.pt",
-        "sha256": file_sha256(out / "checkpoint.pt"),
         "install_as_default": "mkdir -p uniqsar/models/smiles/weights && cp checkpoint.pt "
                               "uniqsar/models/smiles/weights/default.pt && cp model_card.json "
                               "uniqsar/models/smiles/weights/default.json",
     }
-    card = write_model_card(out, card)
-    plot_losses(out)
-    say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
-    return card
+    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
+                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
+                            val_losses=val_final, say=say)
 
 
 __all__ = ["pretrain", "mask_tokens", "collate_mlm", "mlm_loss", "sample_ids"]

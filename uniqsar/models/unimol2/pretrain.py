@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, plot_losses, restore_checkpoint, rng_states, rng_tensor, write_model_card
+    lr_lambda, restore_checkpoint, rng_states, rng_tensor, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
@@ -288,23 +288,13 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
                  "descriptors": desc_names if aux_head is not None else [],
                  "descriptor_scaler": norm.to_dict() if aux_head is not None else {}},
         "init_weights": init,
-        "steps": step,
-        "epochs": round(mols_seen / max(1, len(train_pos)), 3),
-        "molecules_seen": mols_seen,
         "tokens_seen": atoms_seen,
-        "elapsed_s": round(elapsed0 + time.time() - t_start, 1),
-        "device": device,
-        "final_train_losses": last,
-        "final_val_losses": val_final,
-        "checkpoint": "checkpoint.pt",
-        "sha256": file_sha256(out / "checkpoint.pt"),
     }
-    card = write_model_card(out, card)
     log.fh.close()
     vlog.fh.close()
-    plot_losses(out)
-    say(f"done: {step} steps, {mols_seen} molecules seen; exported {out / 'checkpoint.pt'}")
-    return card
+    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
+                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
+                            val_losses=val_final, say=say)
 
 
 __all__ = ["pretrain", "pretrain_losses", "load_pretrain_recipe", "recipe_from_dict", "PretrainRecipe",
