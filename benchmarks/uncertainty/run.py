@@ -1,7 +1,11 @@
 """Uncertainty on the TDC ADMET test sets: conformal interval / set coverage and applicability-domain flags.
 
     python benchmarks/uncertainty/run.py --tasks regression --seeds 1 2 3 4 5 --preset fast \
-        --out benchmarks/uncertainty/results/fast [--raw /tmp/uq_raw] [--reevaluate]
+        --out benchmarks/uncertainty/results/fast [--raw /tmp/uq_raw] [--reevaluate] [--split valid]
+
+``--split valid`` replaces the test set by the seed's TDC validation split (``tdc.train_valid_split``: fit on
+the TDC *train* part of ``train_val.csv``, score the *valid* part): the held-out check on which a change of
+the calibration method may be chosen, since the test sets may not choose designs.
 
 For each task and seed: ``fit`` on the whole ``train_val.csv`` (the TDC harness's protocol; the test set
 never reaches fit), then the run's own calibration (``targets/Y/calibration.json``, made by fit from the
@@ -36,7 +40,7 @@ sys.path.insert(0, str(HERE.parent / "tdc"))
 from run import data_dir, git_commit  # noqa: E402  (benchmarks/tdc/run.py)
 
 from uniqsar.data.dataset import standardize_column  # noqa: E402
-from uniqsar.data.tdc import TASKS, load_task  # noqa: E402
+from uniqsar.data.tdc import TASKS, load_task, train_valid_split  # noqa: E402
 from uniqsar.io.artifacts import package_versions, read_json  # noqa: E402
 from uniqsar.pipeline.fit import FitOptions, fit  # noqa: E402
 from uniqsar.pipeline.predict import Run  # noqa: E402
@@ -56,6 +60,9 @@ def progress(msg: str) -> None:
 def fit_one(task: str, seed: int, args, raw: Path) -> None:
     """Fit, then store the raw material of the evaluation under ``raw`` (oof.csv, ensemble.json, test.csv)."""
     train_val, test = load_task(task, data_dir(args.data_dir))
+    if args.split == "valid":  # the seed's TDC train -> valid split; the test set is not read further
+        tr, va = train_valid_split(train_val, seed)
+        train_val, test = train_val.iloc[tr].reset_index(drop=True), train_val.iloc[va].reset_index(drop=True)
     opts = FitOptions(targets=("Y",), smiles_col="Drug", task=TASKS[task].task, preset=args.preset, seed=seed,
                       cache_dir=args.cache_dir, metric={"Y": TASKS[task].metric})
     tmp = Path(tempfile.mkdtemp(prefix=f"uq_{task}_s{seed}_"))
@@ -101,7 +108,8 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
     err = np.abs(y - pred)
     t = cal["transform"]
     err_model = np.abs(_z(t, y) - _z(t, pred))  # on the scale the learners fitted (log10(1 + y) if transformed)
-    rec = {"task": task, "seed": seed, "kind": kind, "preset": args.preset, "n_test_scored": int(len(y)),
+    rec = {"task": task, "seed": seed, "kind": kind, "preset": args.preset, "split": args.split,
+           "n_test_scored": int(len(y)),
            **json.loads((raw / "fit.json").read_text()), "transform": cal["transform"],
            "oof_coverage": {c: v["coverage"] for c, v in cal["oof_coverage"].items()},
            "domain_threshold": cal["domain"]["threshold"], "domain_rule": cal["domain"]["rule"]}
@@ -151,7 +159,9 @@ def _mean(xs):
 
 def summary(out: Path) -> str:
     recs = [json.loads(p.read_text()) for p in sorted(out.glob("*/seed*.json"))]
-    lines = [f"# Uncertainty on the TDC test sets ({out.name})", "",
+    splits = sorted({r.get("split", "test") for r in recs})
+    where = "TDC test sets" if splits == ["test"] else "TDC valid splits (fit on the train part)"
+    lines = [f"# Uncertainty on the {where} ({out.name})", "",
              "Regression: 90% conformal intervals; `const` = mean width of the constant-width interval with the same "
              "test coverage (ratio < 1: ours narrower); OOD = rows with `in_domain = false`.", "",
              "`(fitted scale)`: the same on log10(1 + y) for the tasks fitted on that scale (others: same as "
@@ -215,6 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--raw", default="/tmp/uq_raw", help="per task-seed raw material (oof, test predictions)")
     ap.add_argument("--reevaluate", action="store_true", help="only recompute the JSONs from --raw (no fitting)")
+    ap.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="score the TDC test set (default) or the seed's TDC valid split (fit on its train part)")
     args = ap.parse_args(argv)
     tasks = []
     for t in args.tasks:
@@ -222,7 +234,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     for task in tasks:
         for seed in args.seeds:
-            raw = Path(args.raw) / args.preset / task / f"seed{seed}"
+            raw = Path(args.raw) / args.preset / ("" if args.split == "test" else "valid") / task / f"seed{seed}"
             path = out / task / f"seed{seed}.json"
             if path.exists() and not args.reevaluate:
                 continue  # done (its raw material may live on another machine)
