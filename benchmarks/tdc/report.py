@@ -207,9 +207,10 @@ def timing_markdown(result_dir) -> str:
     seconds of each process's task-seeds summed (seeds of one process run one after another, so the run's wall
     time is the largest sum), per task and in all; unpinned records are grouped as one process."""
     per_proc: dict[str, float] = {}
-    rows, n = [], 0
+    rows, n, task_secs = [], 0, {}
     for task, recs in load_seeds(result_dir).items():
         secs = [float(r.get("seconds", 0.0)) for r in recs]
+        task_secs[task] = sum(secs)
         n += len(recs)
         for r, sec in zip(recs, secs):
             cpus = (r.get("machine") or {}).get("cpus")
@@ -222,7 +223,26 @@ def timing_markdown(result_dir) -> str:
              + ", ".join(f"{k}: {v:.0f} s ({v / 3600:.2f} h)" for k, v in sorted(per_proc.items()))
              + f"; wall time = the largest, **{wall:.0f} s ({wall / 3600:.2f} h)**, plus start-up between seeds.", "",
              "| task | seeds | seconds (sum) | per seed | cpus |", "|---|---|---|---|---|", *rows]
+    n_proc = max(len(per_proc), 1)
+    if n_proc > 1:
+        groups = balanced_task_lists(task_secs, n_proc)
+        lines += ["", f"The same task-seeds split over {n_proc} processes by these seconds (longest task first, each "
+                  "to the least loaded process) would take "
+                  f"**{max(sum(task_secs[t] for t in g) for g in groups):.0f} s**; the task lists:", ""]
+        lines += [f"- {sum(task_secs[t] for t in g):.0f} s: `--tasks {' '.join(g)}`" for g in groups]
     return "\n".join(lines) + "\n"
+
+
+def balanced_task_lists(task_secs: dict[str, float], n_proc: int) -> list[list[str]]:
+    """Longest-processing-time-first split of whole tasks (their seeds stay together, so each task's features
+    are computed once) over ``n_proc`` processes: each task, longest first, goes to the least loaded one."""
+    groups: list[list[str]] = [[] for _ in range(n_proc)]
+    load = [0.0] * n_proc
+    for task in sorted(task_secs, key=lambda t: (-task_secs[t], t)):
+        i = load.index(min(load))
+        groups[i].append(task)
+        load[i] += task_secs[task]
+    return groups
 
 
 def bar_markdown(summary: dict[str, dict], ref: str = "maplight") -> str:
