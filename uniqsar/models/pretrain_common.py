@@ -1,7 +1,10 @@
-"""Recipe validation and run-folder plumbing shared by the pretraining loops (Uni-Mol2, SMILES transformer,
-D-MPNN): the recipe's sections and value checks, the LR schedule, RNG state as tensors (so checkpoints load
-with ``weights_only=True``), atomic checkpoint writes, the corpus split files, append-only loss CSVs, the loss
-plot and the model card."""
+"""Recipe validation, run-folder plumbing and the training loop shared by the pretraining kinds (Uni-Mol2,
+SMILES transformer, D-MPNN): the recipe's sections, value checks and common ``[data]`` fields, the LR schedule,
+RNG state as tensors (so checkpoints load with ``weights_only=True``), atomic checkpoint writes, the run's
+counters and its resume (``Progress``, ``resume_run``, ``save_training_state``), the loop's cadence
+(``run_steps``: log / validate / checkpoint every N steps, interrupt -> checkpoint), the corpus split files,
+append-only loss CSVs, the loss plot and the model card. What each kind keeps: its batches, its model and
+losses, and how it prints its loss terms."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import csv
 import json
 import os
 import sys
+import time
 import warnings
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +47,18 @@ def typed_section(cls, d: dict, where: str) -> dict:
 
 
 RECIPE_SECTIONS = ("model", "data", "objective", "train")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """The ``[data]`` fields every kind has (``corpus_split`` reads them); a kind's ``DataSpec`` subclasses it,
+    adds its own fields after these and may override a default (its field keeps its place)."""
+    smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
+    offset: int = 0  # skip this many data rows first (e.g. continued pretraining on molecules not yet seen)
+    limit: int = 0  # then read only `limit` rows (0 = all)
+    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
+    val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
+    val_max: int = 2048  # validation molecules actually evaluated
 
 
 def recipe_model_table(d: dict, name: str, kind: str) -> dict:
@@ -126,6 +143,138 @@ def restore_checkpoint(ckpt_path: Path, recipe: dict, modules: dict, opt, sched,
     return st, rng_from_tensor(st["rng_numpy"])
 
 
+def start_run(out, resume: bool, verbose: bool):
+    """(run folder, its ``ckpt/last.pt``, say): a folder that already holds a run is refused unless ``resume``;
+    ``say`` prints to stderr when ``verbose``."""
+    out = Path(out)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
+    ckpt_path = out / "ckpt" / "last.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    return out, ckpt_path, say
+
+
+class Progress:
+    """Where a pretraining run stands: the counters its checkpoint records (``step``; ``epoch`` and
+    ``pos_in_epoch``, the batches of that epoch done; ``mols_seen``; the kind's own ``counts`` such as
+    ``tokens_seen``) and its training time (``elapsed0`` before this process, plus the time since ``t_start``)."""
+
+    def __init__(self, *counts: str):
+        self.step = self.epoch = self.pos_in_epoch = self.mols_seen = 0
+        self.counts = dict.fromkeys(counts, 0)
+        self.elapsed0, self.t_start = 0.0, time.time()
+
+    def load(self, st: dict) -> None:
+        self.step, self.epoch, self.pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
+        self.mols_seen, self.elapsed0 = int(st["mols_seen"]), float(st["elapsed"])
+        self.counts = {k: int(st[k]) for k in self.counts}
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.time() - self.t_start
+
+    def state(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "pos_in_epoch": self.pos_in_epoch,
+                "mols_seen": self.mols_seen, **self.counts, "elapsed": self.elapsed()}
+
+
+def resume_run(ckpt_path: Path, resume: bool, recipe: dict, modules: dict, opt, sched, total: int, p: Progress,
+               say):
+    """With ``resume`` and a checkpoint: ``restore_checkpoint`` it, load its counters into ``p`` and return its
+    corpus RNG; else None (saying so when ``resume`` found no checkpoint yet)."""
+    if resume and ckpt_path.exists():
+        st, rng = restore_checkpoint(ckpt_path, recipe, modules, opt, sched, total)
+        p.load(st)
+        say(f"resuming from step {p.step} (epoch {p.epoch}) of {ckpt_path}")
+        return rng
+    if resume:
+        say("--resume: no checkpoint yet, starting from step 0")
+    return None
+
+
+def save_training_state(ckpt_path: Path, modules: dict, opt, sched, rng: np.random.Generator, p: Progress,
+                        total: int, recipe: dict, **extra) -> None:
+    """Write the training checkpoint atomically: ``modules``' state dicts ({checkpoint key: nn.Module}), the
+    optimizer, scheduler, torch and corpus RNG states, ``p``'s counters, the step budget, the recipe, then
+    ``extra`` entries."""
+    st = {**{k: m.state_dict() for k, m in modules.items()}, "optimizer": opt.state_dict(),
+          "scheduler": sched.state_dict(), **rng_states(), "rng_numpy": rng_tensor(rng), **p.state(),
+          "max_steps": total, "recipe": json.dumps(recipe), **extra}
+    atomic_save(st, ckpt_path)
+
+
+def optimizer_step(loss: torch.Tensor, opt, sched, params, clip_norm: float) -> float:
+    """Backpropagate ``loss``, clip the gradient norm of ``params`` to ``clip_norm`` (when > 0), step the
+    optimizer and the scheduler; returns the learning rate this step used."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    lr = opt.param_groups[0]["lr"]
+    opt.step()
+    sched.step()
+    return lr
+
+
+def mol_rate(mols: int, steps: int, dt: float) -> str:
+    return f"{mols / dt:.1f} mol/s"
+
+
+def run_steps(p: Progress, total: int, t, *, batches, train_step, describe, validate, save_state, log: CsvLog,
+              vlog: CsvLog, say, rate=mol_rate, show_epoch: bool = False) -> dict:
+    """Train from ``p`` to step ``total`` at the cadence of TrainSpec ``t``; returns the last log window's mean
+    loss terms. The kind supplies:
+
+    - ``batches(epoch, start)``: the epoch's batches from position ``start`` (built lazily: no batch is drawn
+      past ``total``);
+    - ``train_step(batch)``: one optimizer step -> (loss terms {name: float}, lr, molecules, extra CSV values
+      {column: value}); it adds its own ``p.counts``;
+    - ``describe(terms)``: the loss terms as printed in the log window and validation lines;
+    - ``validate()`` -> {term: value} (None: no validation set), ``save_state()``: write the checkpoint;
+    - ``rate(mols, steps, dt)``: the window's speed as printed; ``show_epoch``: print the epoch after the step.
+
+    Each step writes a row of ``log`` (its columns filled by name: step, the terms, lr, mols, the extra values,
+    elapsed_s). Every ``log_every`` steps (and at the end) the window's mean terms, speed and ETA are said;
+    every ``val_every`` steps (and at the end) ``validate`` is run, written to ``vlog`` and said; every
+    ``checkpoint_every`` steps (and at the end) ``save_state`` is called. Ctrl-C saves a checkpoint, says how
+    to resume and re-raises; ``log`` and ``vlog`` are closed in every case."""
+    p.t_start = time.time()
+    win, win_t, win_m, win_n = {}, time.time(), 0, 0
+    last: dict = {}
+    try:
+        while p.step < total:
+            for batch in islice(batches(p.epoch, p.pos_in_epoch), total - p.step):
+                terms, lr, mols, extra = train_step(batch)
+                p.step, p.pos_in_epoch, p.mols_seen = p.step + 1, p.pos_in_epoch + 1, p.mols_seen + mols
+                row = {"step": p.step, **terms, "lr": lr, "mols": mols, **extra, "elapsed_s": round(p.elapsed(), 2)}
+                log.write([row.get(c, "") for c in log.header])
+                for k, v in terms.items():
+                    win[k] = win.get(k, 0.0) + v
+                win_m, win_n = win_m + mols, win_n + 1
+                if p.step % t.log_every == 0 or p.step == total:
+                    dt = max(time.time() - win_t, 1e-9)
+                    last = {k: v / win_n for k, v in win.items()}
+                    at = f"step {p.step}/{total}" + (f" (epoch {p.epoch})" if show_epoch else "")
+                    say(f"{at} | {describe(last)} | lr {lr:.2e} | {rate(win_m, win_n, dt)} | "
+                        f"ETA {fmt_time((total - p.step) * dt / win_n)}")
+                    win, win_t, win_m, win_n = {}, time.time(), 0, 0
+                if validate is not None and (p.step % t.val_every == 0 or p.step == total):
+                    v = validate()
+                    vlog.write([p.step, *[v.get(c, "") for c in vlog.header[1:]]])
+                    say(f"step {p.step} validation: {describe(v)}")
+                if p.step % t.checkpoint_every == 0 or p.step == total:
+                    save_state()
+            if p.step < total:  # the epoch ran out of batches
+                p.epoch, p.pos_in_epoch = p.epoch + 1, 0
+    except KeyboardInterrupt:
+        say(f"interrupted at step {p.step}; saving a checkpoint (resume with --resume)")
+        save_state()
+        raise
+    finally:
+        log.fh.close()
+        vlog.fh.close()
+    return last
+
+
 def batch_to(batch: dict, device: str) -> dict:
     """The batch's tensors on ``device`` (a no-op on the CPU)."""
     if device == "cpu":
@@ -197,7 +346,7 @@ class CsvLog:
     """Append-only CSV; on resume rows after `keep_upto` (written after the last checkpoint) are dropped."""
 
     def __init__(self, path: Path, header: list[str], keep_upto: int | None):
-        self.path = path
+        self.path, self.header = path, list(header)
         rows = []
         if keep_upto is not None and path.exists():
             with open(path, newline="") as fh:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, lr_lambda, \
-    restore_checkpoint, rng_states, rng_tensor, write_model_card
+from uniqsar.models.pretrain_common import CsvLog, Progress, batch_to, corpus_split, fmt_time, lr_lambda, \
+    optimizer_step, resume_run, run_steps, save_training_state, start_run, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 
 from .learner import DMPNNModel
@@ -275,11 +274,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     if limit is not None:
         r = replace(r, data=replace(r.data, limit=int(limit)))
     total = int(max_steps or r.train.max_steps)
-    out = Path(out)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
-    ckpt_path = out / "ckpt" / "last.pt"
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    out, ckpt_path, say = start_run(out, resume, verbose)
     from uniqsar.util import n_cores
 
     old_threads = torch.get_num_threads()
@@ -312,22 +307,16 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
     net = PretrainNet(spec, n_desc, n_bits).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
-    step, epoch, pos_in_epoch, mols_seen, elapsed0 = 0, 0, 0, 0, 0.0
-    if resume and ckpt_path.exists():
-        st, _ = restore_checkpoint(ckpt_path, r.to_dict(), {"net": net}, opt, sched, total)
-        step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
-        mols_seen, elapsed0 = int(st["mols_seen"]), float(st["elapsed"])
-        say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
-    elif resume:
-        say("--resume: no checkpoint yet, starting from step 0")
+    prog = Progress()
+    resume_run(ckpt_path, resume, r.to_dict(), {"net": net}, opt, sched, total, prog, say)
     n_params = sum(p.numel() for p in net.encoder.parameters())
     say(f"model: encoder {n_params:,} parameters (hidden {spec.hidden_size}, depth {spec.depth}, "
         f"{spec.aggregation}), head {sum(p.numel() for p in net.head.parameters()):,}; {total} steps of "
         f"{t.batch_size} (~{total * t.batch_size / len(train_pos):.2f} epochs), {torch.get_num_threads()} threads, "
         f"{t.loader_workers} loader process(es)")
 
-    log = CsvLog(out / "losses.csv", COLUMNS, keep_upto=step)
-    vlog = CsvLog(out / "val_losses.csv", ["step", "loss", "desc", "bits"], keep_upto=step)
+    log = CsvLog(out / "losses.csv", COLUMNS, keep_upto=prog.step)
+    vlog = CsvLog(out / "val_losses.csv", ["step", "loss", "desc", "bits"], keep_upto=prog.step)
     val_batches = list(_loader(_Batches(smiles, [val_pos[i:i + 256] for i in range(0, len(val_pos), 256)], Z, bits,
                                         n_bits), 0, 0))
 
@@ -343,61 +332,26 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
         return dict(zip(("loss", "desc", "bits"), (sums / max(n, 1)).tolist()))
 
     def save_state():
-        st = {"net": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              **rng_states(), "rng_numpy": rng_tensor(np.random.default_rng(t.seed)), "step": step, "epoch": epoch,
-              "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "elapsed": elapsed0 + time.time() - t_start,
-              "max_steps": total, "recipe": json.dumps(r.to_dict())}
-        atomic_save(st, ckpt_path)
+        save_training_state(ckpt_path, {"net": net}, opt, sched, np.random.default_rng(t.seed), prog, total,
+                            r.to_dict())
+
+    def batches(epoch: int, start: int):
+        plan = [train_pos[b] for b in epoch_plan(len(train_pos), t.batch_size, t.seed, epoch)]
+        return _loader(_Batches(smiles, plan, Z, bits, n_bits), start, t.loader_workers)
+
+    def train_step(b: dict):
+        loss, dl, bl = objective(net, batch_to(b, device), o.morgan_weight)
+        lr = optimizer_step(loss, opt, sched, net.parameters(), t.clip_norm)
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"non-finite loss at step {prog.step + 1}")
+        return {"loss": lv, "desc": dl, "bits": bl}, lr, int(b["n_atoms"].shape[0]), {}
 
     net.train()
-    t_start = time.time()
-    win = np.zeros(3)
-    win_t, win_m, win_n = time.time(), 0, 0
-    last: dict = {}
-    try:
-        while step < total:
-            plan = epoch_plan(len(train_pos), t.batch_size, t.seed, epoch)
-            plan = [train_pos[b] for b in plan]
-            for b in _loader(_Batches(smiles, plan, Z, bits, n_bits), pos_in_epoch, t.loader_workers):
-                if step >= total:
-                    break
-                loss, dl, bl = objective(net, batch_to(b, device), o.morgan_weight)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if t.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), t.clip_norm)
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                m = int(b["n_atoms"].shape[0])
-                step, pos_in_epoch, mols_seen = step + 1, pos_in_epoch + 1, mols_seen + m
-                lv = float(loss.detach())
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"non-finite loss at step {step}")
-                log.write([step, lv, dl, bl, lr, m, round(elapsed0 + time.time() - t_start, 2)])
-                win, win_m, win_n = win + [lv, dl, bl], win_m + m, win_n + 1
-                if step % t.log_every == 0 or step == total:
-                    dt = max(time.time() - win_t, 1e-9)
-                    last = dict(zip(("loss", "desc", "bits"), (win / win_n).tolist()))
-                    say(f"step {step}/{total} (epoch {epoch}) | loss {last['loss']:.4f} desc {last['desc']:.4f} "
-                        f"bits {last['bits']:.4f} | lr {lr:.2e} | {win_m / dt:.0f} mol/s | "
-                        f"ETA {fmt_time((total - step) * dt / win_n)}")
-                    win, win_t, win_m, win_n = np.zeros(3), time.time(), 0, 0
-                if val_batches and (step % t.val_every == 0 or step == total):
-                    v = validate()
-                    vlog.write([step, v["loss"], v["desc"], v["bits"]])
-                    say(f"step {step} validation: loss {v['loss']:.4f} desc {v['desc']:.4f} bits {v['bits']:.4f}")
-                if step % t.checkpoint_every == 0 or step == total:
-                    save_state()
-            else:
-                epoch, pos_in_epoch = epoch + 1, 0
-    except KeyboardInterrupt:
-        say(f"interrupted at step {step}; saving a checkpoint (resume with --resume)")
-        save_state()
-        raise
-    finally:
-        log.fh.close()
-        vlog.fh.close()
+    last = run_steps(prog, total, t, batches=batches, train_step=train_step, validate=validate if val_batches else None,
+                     describe=lambda v: f"loss {v['loss']:.4f} desc {v['desc']:.4f} bits {v['bits']:.4f}",
+                     rate=lambda mols, steps, dt: f"{mols / dt:.0f} mol/s", show_epoch=True, save_state=save_state,
+                     log=log, vlog=vlog, say=say)
 
     from .pretrained import provenance_of, save_checkpoint
 
@@ -418,9 +372,9 @@ def _run(r, total, corpus, out, ckpt_path, resume, exclude, say, verbose, n_jobs
         "install_as_default": "cp checkpoint.pt uniqsar/models/dmpnn/weights/default.pt && cp model_card.json "
                               "uniqsar/models/dmpnn/weights/default.json",
     }
-    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
-                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
-                            val_losses=val_final, plot_terms=("loss", "desc", "bits"), say=say)
+    return write_model_card(out, card, steps=prog.step, molecules_seen=prog.mols_seen, n_train=len(train_pos),
+                            elapsed_s=prog.elapsed(), device=device, train_losses=last, val_losses=val_final,
+                            plot_terms=("loss", "desc", "bits"), say=say)
 
 
 __all__ = ["pretrain", "PretrainNet", "objective", "corpus_targets", "targets_dir", "chunk_paths", "fit_target_scaler", "apply_target_scaler",

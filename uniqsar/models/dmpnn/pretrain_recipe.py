@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from uniqsar.models.pretrain_common import check_recipe_values, load_kind_recipe, recipe_model_table, recipe_section
+from uniqsar.models.pretrain_common import CorpusSpec, check_recipe_values, load_kind_recipe, recipe_model_table, \
+    recipe_section
 
 KIND = "dmpnn"
 
@@ -24,13 +25,10 @@ class EncoderSpec:
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    smiles_col: str = ""  # "" = auto-detect
-    offset: int = 0  # skip this many data rows first
-    limit: int = 0  # then read only `limit` rows (0 = all)
-    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
-    val_fraction: float = 0.01  # held out by a seeded hash of the canonical SMILES
-    val_max: int = 4096  # validation molecules actually evaluated
+class DataSpec(CorpusSpec):
+    """The corpus fields (``CorpusSpec``) and the target cache's chunk size."""
+    val_fraction: float = 0.01
+    val_max: int = 4096
     chunk_size: int = 8192  # molecules per cached target file (targets/<k>.npz)
 
 

@@ -22,20 +22,16 @@ corruption RNG and the torch RNG are checkpointed, so a resumed run continues th
 """
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from uniqsar.featurize.smiles_tokens import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SmilesTokenizer, randomized_smiles
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, restore_checkpoint, rng_states, rng_tensor, write_model_card
+from uniqsar.models.pretrain_common import CsvLog, Progress, batch_to, corpus_split, lr_lambda, optimizer_step, \
+    resume_run, run_steps, save_training_state, start_run, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.unimol2.pretrain_data import epoch_batches
 
@@ -98,9 +94,6 @@ def mlm_loss(model: SmilesMLM, batch: dict) -> tuple[torch.Tensor, torch.Tensor,
     return loss, (logits.argmax(-1) == y).sum(), int(y.numel())
 
 
-# ----------------------------------------------------------------------------------------- state
-
-
 # ----------------------------------------------------------------------------------------- training
 
 
@@ -115,11 +108,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         r = replace(r, data=replace(r.data, limit=int(limit)))
     d, o, t, cfg = r.data, r.objective, r.train, r.model
     total = int(max_steps or t.max_steps)
-    out = Path(out)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
-    ckpt_path = out / "ckpt" / "last.pt"
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    out, ckpt_path, say = start_run(out, resume, verbose)
     from uniqsar.util import n_cores
 
     old_threads = torch.get_num_threads()
@@ -156,21 +145,15 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
                              {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
     rng = np.random.default_rng([t.seed, 1])
-    step, epoch, pos_in_epoch, mols_seen, tokens_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
-    if resume and ckpt_path.exists():
-        st, rng = restore_checkpoint(ckpt_path, r.to_dict(), {"model": model}, opt, sched, total)
-        step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
-        mols_seen, tokens_seen, elapsed0 = int(st["mols_seen"]), int(st["tokens_seen"]), float(st["elapsed"])
-        say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
-    elif resume:
-        say("--resume: no checkpoint yet, starting from step 0")
+    prog = Progress("tokens_seen")
+    rng = resume_run(ckpt_path, resume, r.to_dict(), {"model": model}, opt, sched, total, prog, say) or rng
     n_params = num_params(model)
     say(f"model: {n_params:,} parameters ({n_params * 4 / 2**20:.1f} MB float32; {cfg.n_layers} layers, "
         f"d={cfg.d_model}, {cfg.n_heads} heads, FFN {cfg.ffn_dim}), {total} steps of {t.batch_size}, "
         f"{torch.get_num_threads()} threads")
 
-    log = CsvLog(out / "losses.csv", COLUMNS, keep_upto=step)
-    vlog = CsvLog(out / "val_losses.csv", ["step", "loss", "acc"], keep_upto=step)
+    log = CsvLog(out / "losses.csv", COLUMNS, keep_upto=prog.step)
+    vlog = CsvLog(out / "val_losses.csv", ["step", "loss", "acc"], keep_upto=prog.step)
 
     # -- fixed validation batches (canonical SMILES, same masks at every evaluation)
     vrng = np.random.default_rng([t.seed, 2])
@@ -194,65 +177,33 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1)}
 
     def save_state():
-        st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              **rng_states(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
-              "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "tokens_seen": tokens_seen,
-              "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
-        atomic_save(st, ckpt_path)
+        save_training_state(ckpt_path, {"model": model}, opt, sched, rng, prog, total, r.to_dict())
+
+    def batches(epoch: int, start: int):
+        plan = epoch_batches(lengths[train_pos], t.batch_size, 1 << 62, np.random.default_rng([t.seed, 3, epoch]))
+        for b in plan[start:]:
+            samples = []
+            for i in train_pos[b]:
+                ids = sample_ids(smiles[i], tok, rng, o.random_smiles_prob, cfg.max_len)
+                samples.append((*mask_tokens(ids, rng, o, tok.n_special, tok.vocab_size), ids))
+            yield collate_mlm(samples)
+
+    def train_step(batch: dict):
+        loss, correct, k = mlm_loss(model, batch_to(batch, device))
+        lr = optimizer_step(loss, opt, sched, model.parameters(), t.clip_norm)
+        n_tok = int((batch["tokens"] != PAD_ID).sum())
+        prog.counts["tokens_seen"] += n_tok
+        lv, acc = float(loss.detach()), int(correct) / max(k, 1)
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"non-finite loss at step {prog.step + 1}")
+        return {"loss": lv, "acc": acc}, lr, len(batch["tokens"]), {"tokens": n_tok}
 
     # -- loop
     model.train()
-    t_start = time.time()
-    win_loss, win_acc, win_t, win_m, win_n = 0.0, 0.0, time.time(), 0, 0
-    last: dict = {}
-    try:
-        while step < total:
-            plan = epoch_batches(lengths[train_pos], t.batch_size, 1 << 62, np.random.default_rng([t.seed, 3, epoch]))
-            while pos_in_epoch < len(plan) and step < total:
-                idx = train_pos[plan[pos_in_epoch]]
-                samples = []
-                for i in idx:
-                    ids = sample_ids(smiles[i], tok, rng, o.random_smiles_prob, cfg.max_len)
-                    samples.append((*mask_tokens(ids, rng, o, tok.n_special, tok.vocab_size), ids))
-                batch = collate_mlm(samples)
-                loss, correct, k = mlm_loss(model, batch_to(batch, device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if t.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_norm)
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                step, pos_in_epoch = step + 1, pos_in_epoch + 1
-                n_tok = int((batch["tokens"] != PAD_ID).sum())
-                mols_seen, tokens_seen = mols_seen + len(idx), tokens_seen + n_tok
-                lv, acc = float(loss.detach()), int(correct) / max(k, 1)
-                if not math.isfinite(lv):
-                    raise FloatingPointError(f"non-finite loss at step {step}")
-                log.write([step, lv, acc, lr, len(idx), n_tok, round(elapsed0 + time.time() - t_start, 2)])
-                win_loss, win_acc, win_m, win_n = win_loss + lv, win_acc + acc, win_m + len(idx), win_n + 1
-                if step % t.log_every == 0 or step == total:
-                    dt = max(time.time() - win_t, 1e-9)
-                    last = {"loss": win_loss / win_n, "acc": win_acc / win_n}
-                    eta = fmt_time((total - step) * dt / win_n)
-                    say(f"step {step}/{total} | loss {last['loss']:.4f} acc {last['acc']:.3f} | lr {lr:.2e} | "
-                        f"{win_m / dt:.1f} mol/s {win_n / dt:.2f} steps/s | ETA {eta}")
-                    win_loss, win_acc, win_t, win_m, win_n = 0.0, 0.0, time.time(), 0, 0
-                if val_batches and (step % t.val_every == 0 or step == total):
-                    v = validate()
-                    vlog.write([step, v["loss"], v["acc"]])
-                    say(f"step {step} validation: loss {v['loss']:.4f} acc {v['acc']:.3f}")
-                if step % t.checkpoint_every == 0 or step == total:
-                    save_state()
-            if pos_in_epoch >= len(plan):
-                epoch, pos_in_epoch = epoch + 1, 0
-    except KeyboardInterrupt:
-        say(f"interrupted at step {step}; saving a checkpoint (resume with --resume)")
-        save_state()
-        raise
-    finally:
-        log.fh.close()
-        vlog.fh.close()
+    last = run_steps(prog, total, t, batches=batches, train_step=train_step, validate=validate if val_batches else None,
+                     describe=lambda v: f"loss {v['loss']:.4f} acc {v['acc']:.3f}",
+                     rate=lambda mols, steps, dt: f"{mols / dt:.1f} mol/s {steps / dt:.2f} steps/s",
+                     save_state=save_state, log=log, vlog=vlog, say=say)
 
     # -- export
     from .pretrained import save_checkpoint
@@ -270,14 +221,13 @@ def _run(r, d, o, t, cfg, total, corpus, out, ckpt_path, resume, exclude, say, v
         "vocab_sha256": tok.sha256,
         "data": {**stats, "n_train": int(len(train_pos)), "n_val": int(len(val_pos)),
                  "n_too_long": int(too_long.sum()), "mean_tokens": float(lengths[train_pos].mean())},
-        "tokens_seen": tokens_seen,
+        "tokens_seen": prog.counts["tokens_seen"],
         "install_as_default": "mkdir -p uniqsar/models/smiles/weights && cp checkpoint.pt "
                               "uniqsar/models/smiles/weights/default.pt && cp model_card.json "
                               "uniqsar/models/smiles/weights/default.json",
     }
-    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
-                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
-                            val_losses=val_final, say=say)
+    return write_model_card(out, card, steps=prog.step, molecules_seen=prog.mols_seen, n_train=len(train_pos),
+                            elapsed_s=prog.elapsed(), device=device, train_losses=last, val_losses=val_final, say=say)
 
 
 __all__ = ["pretrain", "mask_tokens", "collate_mlm", "mlm_loss", "sample_ids"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from uniqsar.models.pretrain_common import (check_recipe_values, load_kind_recipe, recipe_model_table,
+from uniqsar.models.pretrain_common import (CorpusSpec, check_recipe_values, load_kind_recipe, recipe_model_table,
                                             recipe_section, typed_section)
 
 from .model import SmilesTransformerConfig
@@ -16,13 +16,8 @@ KIND = "smiles_transformer"
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
-    offset: int = 0  # skip this many data rows first (e.g. continued pretraining on molecules not yet seen)
-    limit: int = 0  # then read only `limit` rows (0 = all)
-    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
-    val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
-    val_max: int = 2048  # validation molecules actually evaluated
+class DataSpec(CorpusSpec):
+    """The corpus fields (``CorpusSpec``), with its defaults."""
 
 
 @dataclass(frozen=True)

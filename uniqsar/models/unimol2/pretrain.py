@@ -18,19 +18,15 @@ and the corruption RNG and torch RNG are checkpointed, so a resumed run continue
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uniqsar.models.pretrain_common import CsvLog, atomic_save, batch_to, corpus_split, fmt_time, \
-    lr_lambda, restore_checkpoint, rng_states, rng_tensor, write_model_card
+from uniqsar.models.pretrain_common import CsvLog, Progress, atomic_save, batch_to, corpus_split, lr_lambda, \
+    optimizer_step, resume_run, run_steps, save_training_state, start_run, write_model_card
 from uniqsar.models.torch_trainer import resolve_device
 from uniqsar.models.weights_identity import file_sha256
 
@@ -123,11 +119,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         r = replace(r, data=replace(r.data, limit=int(limit)))
     d, o, t = r.data, r.objective, r.train
     total = int(max_steps or t.max_steps)
-    out = Path(out)
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
-    ckpt_path = out / "ckpt" / "last.pt"
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a pretraining run; pass --resume to continue it, or a new --out")
+    out, ckpt_path, say = start_run(out, resume, verbose)
     from uniqsar.util import n_cores
 
     torch.set_num_threads(int(threads or t.threads or n_cores()))
@@ -170,22 +162,16 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
     opt = torch.optim.AdamW(params, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, t.warmup_steps, t.power, t.lr, t.end_lr))
     rng = np.random.default_rng([t.seed, 1])
-    step, epoch, pos_in_epoch, mols_seen, atoms_seen, elapsed0 = 0, 0, 0, 0, 0, 0.0
-    if resume and ckpt_path.exists():
-        modules = {"model": model, **({"aux_head": aux_head} if aux_head is not None else {})}
-        st, rng = restore_checkpoint(ckpt_path, r.to_dict(), modules, opt, sched, total)
-        step, epoch, pos_in_epoch = int(st["step"]), int(st["epoch"]), int(st["pos_in_epoch"])
-        mols_seen, atoms_seen, elapsed0 = int(st["mols_seen"]), int(st["atoms_seen"]), float(st["elapsed"])
-        say(f"resuming from step {step} (epoch {epoch}) of {ckpt_path}")
-    elif resume:
-        say("--resume: no checkpoint yet, starting from step 0")
+    prog = Progress("atoms_seen")
+    modules = {"model": model, **({"aux_head": aux_head} if aux_head is not None else {})}
+    rng = resume_run(ckpt_path, resume, r.to_dict(), modules, opt, sched, total, prog, say) or rng
     n_params = model.num_params()
     say(f"model: {n_params:,} parameters ({n_params * 4 / 2**20:.1f} MB float32), {total} steps, "
         f"{torch.get_num_threads()} threads")
 
     cols = ["step", *[x for x in TERMS if x != "aux" or aux_head is not None], "lr", "mols", "elapsed_s"]
-    log = CsvLog(out / "losses.csv", cols, keep_upto=step)
-    vlog = CsvLog(out / "val_losses.csv", ["step", *cols[1:-3]], keep_upto=step)
+    log = CsvLog(out / "losses.csv", cols, keep_upto=prog.step)
+    vlog = CsvLog(out / "val_losses.csv", ["step", *cols[1:-3]], keep_upto=prog.step)
 
     # -- fixed validation batches (same corruptions at every evaluation)
     vrng = np.random.default_rng([t.seed, 2])
@@ -212,66 +198,31 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         return {k: v / n for k, v in sums.items()}
 
     def save_state():
-        st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              **rng_states(), "rng_numpy": rng_tensor(rng), "step": step, "epoch": epoch,
-              "pos_in_epoch": pos_in_epoch, "mols_seen": mols_seen, "atoms_seen": atoms_seen,
-              "elapsed": elapsed0 + time.time() - t_start, "max_steps": total, "recipe": json.dumps(r.to_dict())}
-        if aux_head is not None:
-            st["aux_head"] = aux_head.state_dict()
-        atomic_save(st, ckpt_path)
+        save_training_state(ckpt_path, {"model": model}, opt, sched, rng, prog, total, r.to_dict(),
+                            **({"aux_head": aux_head.state_dict()} if aux_head is not None else {}))
+
+    def batches(epoch: int, start: int):
+        plan = epoch_batches(sizes, t.batch_size, t.max_pairs, np.random.default_rng([t.seed, 3, epoch]))
+        for b in plan[start:]:
+            yield with_desc(collate_pretrain([corrupt(store.get(int(k)), rng, o) for k in train_pos[b]]))
+
+    def train_step(batch: dict):
+        res = pretrain_losses(model, batch_to(batch, device), o, aux_head, t.mode)
+        lr = optimizer_step(res["loss"], opt, sched, params, t.clip_norm)
+        prog.counts["atoms_seen"] += int(batch["atom_mask"].sum())
+        vals = {k: v.item() for k, v in res.items()}
+        if not math.isfinite(vals["loss"]):
+            raise FloatingPointError(f"non-finite loss at step {prog.step + 1}: {vals}")
+        return vals, lr, len(batch["src_tokens"]), {}
+
+    def describe(v: dict) -> str:
+        return (f"loss {v['loss']:.4f} (mlm {v['mlm']:.3f} coord {v['coord']:.3f} dist {v['dist']:.3f}" +
+                (f" aux {v['aux']:.3f}" if "aux" in v else "") + ")")
 
     # -- loop
     model.train()
-    t_start = time.time()
-    win, win_t, win_m, win_n = {}, time.time(), 0, 0
-    last = {}
-    try:
-        while step < total:
-            plan = epoch_batches(sizes, t.batch_size, t.max_pairs, np.random.default_rng([t.seed, 3, epoch]))
-            while pos_in_epoch < len(plan) and step < total:
-                idx = train_pos[plan[pos_in_epoch]]
-                batch = with_desc(collate_pretrain([corrupt(store.get(int(k)), rng, o) for k in idx]))
-                res = pretrain_losses(model, batch_to(batch, device), o, aux_head, t.mode)
-                opt.zero_grad(set_to_none=True)
-                res["loss"].backward()
-                if t.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, t.clip_norm)
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                step, pos_in_epoch = step + 1, pos_in_epoch + 1
-                mols_seen += len(idx)
-                atoms_seen += int(batch["atom_mask"].sum())
-                vals = {k: v.item() for k, v in res.items()}
-                if not math.isfinite(vals["loss"]):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {vals}")
-                log.write([step, *[vals.get(c, "") for c in cols[1:-3]], lr, len(idx),
-                           round(elapsed0 + time.time() - t_start, 2)])
-                for k, v in vals.items():
-                    win[k] = win.get(k, 0.0) + v
-                win_m, win_n = win_m + len(idx), win_n + 1
-                if step % t.log_every == 0 or step == total:
-                    n_win = win_n
-                    dt = max(time.time() - win_t, 1e-9)
-                    rate, eta = win_m / dt, (total - step) * dt / n_win
-                    last = {k: v / n_win for k, v in win.items()}
-                    say(f"step {step}/{total} | loss {last['loss']:.4f} (mlm {last['mlm']:.3f} coord "
-                        f"{last['coord']:.3f} dist {last['dist']:.3f}" + (f" aux {last['aux']:.3f}" if "aux" in last
-                        else "") + f") | lr {lr:.2e} | {rate:.1f} mol/s | ETA {fmt_time(eta)}")
-                    win, win_t, win_m, win_n = {}, time.time(), 0, 0
-                if val_batches and (step % t.val_every == 0 or step == total):
-                    v = validate()
-                    vlog.write([step, *[v.get(c, "") for c in cols[1:-3]]])
-                    say(f"step {step} validation: loss {v['loss']:.4f} (mlm {v['mlm']:.3f} coord {v['coord']:.3f} "
-                        f"dist {v['dist']:.3f}" + (f" aux {v['aux']:.3f}" if "aux" in v else "") + ")")
-                if step % t.checkpoint_every == 0 or step == total:
-                    save_state()
-            if pos_in_epoch >= len(plan):
-                epoch, pos_in_epoch = epoch + 1, 0
-    except KeyboardInterrupt:
-        say(f"interrupted at step {step}; saving a checkpoint (resume with --resume)")
-        save_state()
-        raise
+    last = run_steps(prog, total, t, batches=batches, train_step=train_step, validate=validate if val_batches else None,
+                     describe=describe, save_state=save_state, log=log, vlog=vlog, say=say)
 
     # -- export
     val_final = validate() if val_batches else {}
@@ -288,13 +239,10 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
                  "descriptors": desc_names if aux_head is not None else [],
                  "descriptor_scaler": norm.to_dict() if aux_head is not None else {}},
         "init_weights": init,
-        "tokens_seen": atoms_seen,
+        "tokens_seen": prog.counts["atoms_seen"],
     }
-    log.fh.close()
-    vlog.fh.close()
-    return write_model_card(out, card, steps=step, molecules_seen=mols_seen, n_train=len(train_pos),
-                            elapsed_s=elapsed0 + time.time() - t_start, device=device, train_losses=last,
-                            val_losses=val_final, say=say)
+    return write_model_card(out, card, steps=prog.step, molecules_seen=prog.mols_seen, n_train=len(train_pos),
+                            elapsed_s=prog.elapsed(), device=device, train_losses=last, val_losses=val_final, say=say)
 
 
 __all__ = ["pretrain", "pretrain_losses", "load_pretrain_recipe", "recipe_from_dict", "PretrainRecipe",

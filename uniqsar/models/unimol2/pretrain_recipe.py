@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from uniqsar.models.pretrain_common import (check_recipe_values, load_kind_recipe, recipe_model_table,
+from uniqsar.models.pretrain_common import (CorpusSpec, check_recipe_values, load_kind_recipe, recipe_model_table,
                                             recipe_section, typed_section)
 
 from .config import UniMol2Config, get_config
@@ -18,13 +18,9 @@ from .config import UniMol2Config, get_config
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    smiles_col: str = ""  # "" = auto-detect (smiles, canonical_smiles, drug, smi; any case)
-    offset: int = 0  # skip this many data rows first (e.g. continued pretraining on molecules not yet seen)
-    limit: int = 0  # then read only `limit` rows (0 = all)
-    subsample: int = 0  # then keep a seeded random subset of this size (0 = all)
-    val_fraction: float = 0.02  # held out by a seeded hash of the canonical SMILES
-    val_max: int = 512  # validation molecules actually evaluated
+class DataSpec(CorpusSpec):
+    """The corpus fields (``CorpusSpec``) and the conformer shards'."""
+    val_max: int = 512
     shard_size: int = 500  # molecules per conformer shard
     conformer_seed: int = 42
 
