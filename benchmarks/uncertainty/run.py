@@ -89,32 +89,6 @@ def fit_one(task: str, seed: int, args, raw: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def variant_interval(variant: str, cal: dict, rows: pd.DataFrame, pred, M, sim, nb, confidence: float):
-    """(lower, upper) of a candidate calibration variant of ``plan_valid.md`` (benchmark only, not the
-    product's): the product's sigma, another quantile of the OOF normalized scores. ``V1``: the quantile
-    within the OOF nearest-neighbour-similarity tercile the row falls in (Mondrian by similarity); ``V2``:
-    the largest of the leave-one-fold-out quantiles."""
-    from uniqsar.data import transform as target_transform
-    from uniqsar.uncertainty import conformal as cp
-
-    t = cal["transform"]
-    zhat = _z(t, pred)
-    w = np.asarray(cal["weights"], float)
-    F = cp.difficulty_features(zhat, _z(t, M), w, sim, cal["median"], cal["eps_spread"], nb, cal["eps_resid"])
-    s = cp.sigma(cal["difficulty"], F)
-    scores, folds = rows["score"].to_numpy(), rows["fold"].to_numpy()
-    if variant == "V1":
-        edges = np.quantile(rows["nn_similarity"].to_numpy(), [1 / 3, 2 / 3])
-        bins_oof = np.searchsorted(edges, rows["nn_similarity"].to_numpy(), side="right")
-        qs = np.array([cp.conformal_quantile(scores[bins_oof == b], confidence) for b in range(3)])
-        q = qs[np.searchsorted(edges, np.where(np.isfinite(sim), sim, 0.0), side="right")]
-    elif variant == "V2":
-        q = max(cp.conformal_quantile(scores[folds != f], confidence) for f in np.unique(folds))
-    else:
-        raise ValueError(f"unknown variant {variant!r}")
-    return target_transform.inverse(t, zhat - q * s), target_transform.inverse(t, zhat + q * s)
-
-
 def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
     """Recalibrate from the stored OOF (the code fit runs) and score the stored test predictions."""
     oof, test = pd.read_csv(raw / "oof.csv"), pd.read_csv(raw / "test.csv")
@@ -139,14 +113,11 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
            **json.loads((raw / "fit.json").read_text()), "transform": cal["transform"],
            "oof_coverage": {c: v["coverage"] for c, v in cal["oof_coverage"].items()},
            "domain_threshold": cal["domain"]["threshold"], "domain_rule": cal["domain"]["rule"]}
-    if args.variant:
-        rec["variant"] = args.variant
     for c in LEVELS:
         res = apply(cal, pred, M, sim, c, nb)
         key = f"{c:g}"
         if kind == "regression":
-            lo, hi = (res["lower"], res["upper"]) if not args.variant else \
-                variant_interval(args.variant, cal, rows, pred, M, sim, nb, c)
+            lo, hi = res["lower"], res["upper"]
             cover = float(np.mean((y >= lo) & (y <= hi)))
             width = float(np.mean(hi - lo))
             k = max(1, int(round(cover * len(err))))
@@ -175,9 +146,7 @@ def evaluate_one(task: str, seed: int, raw: Path, args) -> dict:
         from scipy.stats import spearmanr
 
         res = apply(cal, pred, M, sim, 0.9, nb)
-        lo, hi = (res["lower"], res["upper"]) if not args.variant else \
-            variant_interval(args.variant, cal, rows, pred, M, sim, nb, 0.9)
-        rec["spearman_width_abs_error"] = float(spearmanr(hi - lo, err).statistic)
+        rec["spearman_width_abs_error"] = float(spearmanr(res["upper"] - res["lower"], err).statistic)
     rec.update(git_commit=git_commit(), command=" ".join(sys.argv), versions=package_versions(),
                evaluated=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return rec
@@ -256,9 +225,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--raw", default="/tmp/uq_raw", help="per task-seed raw material (oof, test predictions)")
     ap.add_argument("--reevaluate", action="store_true", help="only recompute the JSONs from --raw (no fitting)")
-    ap.add_argument("--variant", choices=("V1", "V2"), default=None,
-                    help="score a candidate interval calibration of plan_valid.md instead of the product's "
-                    "(regression; with --reevaluate)")
     ap.add_argument("--split", choices=("test", "valid"), default="test",
                     help="score the TDC test set (default) or the seed's TDC valid split (fit on its train part)")
     args = ap.parse_args(argv)

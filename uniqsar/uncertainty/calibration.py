@@ -95,7 +95,6 @@ def calibrate(task: str, y: np.ndarray, pred: np.ndarray, members: np.ndarray | 
         cover[str(c)] = {"coverage": float(hit.mean()), "mean_width": float(np.mean(width))}
     cal["oof_coverage"] = cover
     rows["sigma"] = sig
-    rows["score"] = scores  # the cross-fitted normalized nonconformity |r| / sigma of each OOF row
     return cal, rows
 
 
