@@ -43,6 +43,7 @@ def fit_score(task: str, smiles, y, tr, va, seed: int, weights, threads: int) ->
 def report(res: dict) -> str:
     lines = ["# D-MPNN fine-tuning probe: pretrained encoder vs from scratch (TDC train -> valid, never test)", "",
              f"Command: `{res['command']}` (commit {res['commit']})", "",
+             *[f"Merged from `{m['file']}`: `{m['command']}` (commit {m['commit']})\n" for m in res.get("merged", [])],
              "| task | metric | scratch | pretrained | seeds | pretrained better |", "|---|---|---|---|---|---|"]
     wins = n = 0
     for task, r in res["tasks"].items():
@@ -68,11 +69,27 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "tdc_admet_group"))
     ap.add_argument("--out", required=True, help="output path without extension")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="only merge these result files (e.g. a seed run in parallel into its own --out) into OUT: "
+                    "entries OUT lacks are copied with their seconds, and the command of each is kept")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_suffix(".json")
     res = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
+    if a.merge:
+        for other in map(Path, a.merge):
+            o = json.loads(other.read_text())
+            for task, r in o["tasks"].items():
+                mine = res["tasks"].setdefault(task, {"metric": r["metric"]})
+                for key, vals in r.items():
+                    if isinstance(vals, dict):
+                        mine.setdefault(key, {}).update({k: v for k, v in vals.items() if k not in mine.get(key, {})})
+            res.setdefault("merged", []).append({"file": other.name, "command": o["command"], "commit": o["commit"]})
+        path.write_text(json.dumps(res, indent=1))
+        out.with_suffix(".md").write_text(report(res))
+        print(report(res))
+        return 0
     res.update(command="python " + " ".join(sys.argv), commit=git_commit(), weights=a.weights)
     for seed in a.seeds:  # seed-major: every task gets seed 1 before any gets seed 2
         for task in a.tasks:
