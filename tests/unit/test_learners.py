@@ -366,3 +366,26 @@ def test_multiclass_class_missing_from_training(key):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
     # features: near 0; the tiny torch configurations train too briefly to push a never-seen logit that far
     assert p[:, 1].max() < (0.05 if LEARNERS[key].input == "features" else 0.3)
+
+
+def test_finetune_learners_search_spaces():
+    """FinetuneLearner builds the space from each learner's search_ranges: the names, order and distributions that
+    the SMILES transformer and Uni-Mol2 had when each wrote its own space out."""
+    from optuna.distributions import CategoricalDistribution as Cat, FloatDistribution as Float, IntDistribution as Int
+
+    from uniqsar.models.base import FinetuneLearner
+
+    expected = {
+        "smiles_transformer": {"lr": Float(2e-5, 1e-3, log=True), "epochs": Int(10, 40, step=5),
+                               "dropout": Float(0.0, 0.3), "freeze_layers": Int(0, 3), "batch_size": Cat([16, 32, 64])},
+        "unimol2": {"lr": Float(1e-5, 1e-3, log=True), "epochs": Int(8, 32, step=4), "dropout": Float(0.0, 0.3),
+                    "freeze_layers": Int(0, 2), "batch_size": Cat([16, 32])},
+    }
+    for key, dists in expected.items():
+        cls = get_learner_class(key)
+        assert issubclass(cls, FinetuneLearner)
+        for task in cls.tasks:
+            trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+            params = cls.search_space(trial, task)
+            assert list(trial.distributions.items()) == list(dists.items()), (key, task)
+            assert list(params) == list(dists) == list(cls.defaults)

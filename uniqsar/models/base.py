@@ -157,6 +157,86 @@ class PretrainedLearner(Learner):
         return safe_identity(self.pretrained().identity, self._param("weights"), self.seed, self._param("arch"))
 
 
+class FinetuneLearner(PretrainedLearner):
+    """A pretrained network fine-tuned end to end by ``torch_trainer`` (SMILES transformer, Uni-Mol2): the parameters,
+    search space, ``predict`` and saved state the two share. Each learner adds its own values where they differ
+    (``lr``, ``epochs``, ``patience``, ``search_ranges``, its input's parameters) and the hooks below: ``predict_raw``
+    (raw outputs, NaN for failed molecules), ``_state_record`` (the saved JSON's leading fields: config, pooling, ...)
+    and ``_model_from_state`` (rebuilds the untrained model from that JSON). Fit and the inner split stay with each
+    learner: their inner splits differ (see CONTRIBUTING.md, Known gaps)."""
+
+    tasks = TASKS + (JOINT,)
+    #: each learner sets ``lr`` and ``epochs``: ``{**FinetuneLearner.defaults, "lr": ..., "epochs": ...}``
+    defaults: ClassVar[dict[str, Any]] = {"lr": None, "epochs": None, "dropout": 0.1, "freeze_layers": 0,
+                                          "batch_size": 32}
+    fixed_defaults: ClassVar[dict[str, Any]] = {
+        "weights": "default",
+        "arch": None,  # model config overrides for random inits (tests)
+        # head input: "cls+mean" (CLS and mean token / atom vector) works from a random init, where the CLS vector
+        # barely varies between molecules (Uni-Mol2: std ~0.002 vs scale ~0.8); "cls" is the unimol_tools head
+        "pooling": "cls+mean",
+        "weight_decay": 1e-2,
+        "head_lr_mult": 10.0,
+        "warmup_frac": 0.06,
+        "grad_clip": 1.0,
+        "valid_frac": 0.12,
+        "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
+        "device": "cpu",
+        "verbose": False,
+    }
+    #: the search space's ranges: lr (low, high) on a log scale, epochs (low, high, step), dropout (low, high),
+    #: freeze_layers (low, high), batch_size (choices)
+    search_ranges: ClassVar[dict[str, tuple]] = {}
+    state_indent: ClassVar[int] = 2  # indent of the saved ``<key>.json``
+
+    @classmethod
+    def search_space(cls, trial, task: str) -> dict[str, Any]:
+        r = cls.search_ranges
+        low, high, step = r["epochs"]
+        return {
+            "lr": trial.suggest_float("lr", *r["lr"], log=True),
+            "epochs": trial.suggest_int("epochs", low, high, step=step),
+            "dropout": trial.suggest_float("dropout", *r["dropout"]),
+            "freeze_layers": trial.suggest_int("freeze_layers", *r["freeze_layers"]),
+            "batch_size": trial.suggest_categorical("batch_size", list(r["batch_size"])),
+        }
+
+    def predict_raw(self, X) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, X) -> np.ndarray:
+        from uniqsar.models.torch_trainer import to_predictions
+
+        return to_predictions(self.task, self.predict_raw(X), self.y_mean_, self.y_std_, self.fallback_,
+                              self.target_tasks)
+
+    # -- persistence: model.pt (the state_dict) + <key>.json -------------------------------------
+    def _state_record(self) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+    def _model_from_state(self, state: dict):  # pragma: no cover
+        raise NotImplementedError
+
+    def _save_state(self, path: Path) -> None:
+        import torch
+
+        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
+        state = {**self._state_record(), "n_outputs": self.model_.n_outputs, "y_mean": self.y_mean_,
+                 "y_std": self.y_std_, "fallback": self.fallback_, "n_failed": self.n_failed_,
+                 "best_epoch": self.best_epoch_, "history": self.history_, "init_weights": self.init_weights_record()}
+        (path / f"{self.key}.json").write_text(json.dumps(state, indent=self.state_indent, default=str))
+
+    def _load_state(self, path: Path) -> None:
+        import torch
+
+        state = json.loads((path / f"{self.key}.json").read_text())
+        model = self._model_from_state(state)
+        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
+        self.model_ = model.eval()
+        self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]
+        self.n_failed_, self.best_epoch_, self.history_ = state["n_failed"], state["best_epoch"], state["history"]
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()

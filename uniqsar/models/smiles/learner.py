@@ -21,8 +21,6 @@ counts them in training.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +28,8 @@ import torch
 from torch import nn
 
 from uniqsar.featurize.smiles_tokens import PAD_ID, SmilesTokenizer, randomized_smiles, smiles_seed
-from uniqsar.models.base import JOINT, TASKS, PretrainedLearner
-from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
-                                          to_predictions)
+from uniqsar.models.base import JOINT, FinetuneLearner
+from uniqsar.models.torch_trainer import TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats
 from uniqsar.registry import register_learner
 
 from .model import SmilesEncoder, SmilesTransformerConfig, pool
@@ -76,47 +73,23 @@ def _forward(model, batch):
 
 
 @register_learner
-class SmilesTransformerLearner(PretrainedLearner):
+class SmilesTransformerLearner(FinetuneLearner):
     key = "smiles_transformer"
-    tasks = TASKS + (JOINT,)
     pretrained_module = "uniqsar.models.smiles.pretrained"
     test_params: dict[str, Any] = {"weights": "random", "arch": {"d_model": 32, "n_layers": 2, "n_heads": 2, "ffn_dim": 64},
                                    "lr": 2e-3, "batch_size": 16, "dropout": 0.0, "epochs": 30, "n_tta": 2}
     test_size_caps: dict[str, Any] = {"epochs": 2}
-    defaults: dict[str, Any] = {
-        "lr": 2e-4,
-        "epochs": 20,
-        "dropout": 0.1,
-        "freeze_layers": 0,
-        "batch_size": 32,
-    }
-    fixed_defaults: dict[str, Any] = {
-        "weights": "default",
-        "arch": None,  # SmilesTransformerConfig overrides for random inits (tests)
-        "pooling": "cls+mean",
+    defaults: dict[str, Any] = {**FinetuneLearner.defaults, "lr": 2e-4, "epochs": 20}
+    fixed_defaults: dict[str, Any] = {  # arch: SmilesTransformerConfig overrides
+        **FinetuneLearner.fixed_defaults,
         "head_hidden": 256,
-        "weight_decay": 1e-2,
-        "head_lr_mult": 10.0,
-        "warmup_frac": 0.06,
         "patience": 5,
-        "grad_clip": 1.0,
         "random_smiles_prob": 0.8,  # training augmentation
         "n_tta": 4,  # prediction: canonical + 3 randomized SMILES, raw outputs averaged
-        "valid_frac": 0.12,
-        "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
-        "device": "cpu",
-        "verbose": False,
     }
-
-    @staticmethod
-    def search_space(trial, task: str) -> dict[str, Any]:
-        return {
-            "lr": trial.suggest_float("lr", 2e-5, 1e-3, log=True),
-            "epochs": trial.suggest_int("epochs", 10, 40, step=5),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-            "freeze_layers": trial.suggest_int("freeze_layers", 0, 3),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
-        }
+    search_ranges: dict[str, tuple] = {"lr": (2e-5, 1e-3), "epochs": (10, 40, 5), "dropout": (0.0, 0.3),
+                                       "freeze_layers": (0, 3), "batch_size": (16, 32, 64)}
+    state_indent = 1  # smiles_transformer.json kept as it was written
 
     # ------------------------------------------------------------------------------- model
     def _build(self, n_outputs: int = 1):
@@ -268,27 +241,13 @@ class SmilesTransformerLearner(PretrainedLearner):
         return self._trainer().predict_rows(self.model_, len(X), [i for i, _ in pairs], [ids for _, ids in pairs],
                                             [len(ids) for _, ids in pairs], self.n_threads)
 
-    def predict(self, X) -> np.ndarray:
-        return to_predictions(self.task, self.predict_raw(X), self.y_mean_, self.y_std_, self.fallback_,
-                              self.target_tasks)
-
     # ------------------------------------------------------------------------------- persistence
-    def _save_state(self, path: Path) -> None:
-        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
-        state = {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
-                 "head_hidden": int(self.model_.head[1].out_features), "n_outputs": self.model_.n_outputs,
-                 "y_mean": self.y_mean_, "y_std": self.y_std_,
-                 "fallback": self.fallback_, "n_failed": self.n_failed_, "best_epoch": self.best_epoch_,
-                 "history": self.history_, "init_weights": self.init_weights_record()}
-        (path / "smiles_transformer.json").write_text(json.dumps(state, indent=1, default=str))
+    def _state_record(self) -> dict:
+        return {"config": self.config_.to_dict(), "vocab": self.tokenizer_.tokens, "pooling": self.model_.pooling,
+                "head_hidden": int(self.model_.head[1].out_features)}
 
-    def _load_state(self, path: Path) -> None:
-        state = json.loads((path / "smiles_transformer.json").read_text())
+    def _model_from_state(self, state: dict) -> FineTuneModel:
         self.config_ = SmilesTransformerConfig.from_dict(state["config"])
         self.tokenizer_ = SmilesTokenizer(state["vocab"])
-        model = FineTuneModel(SmilesEncoder(self.config_), state["pooling"], int(state["head_hidden"]),
-                              float(self._param("dropout")), seed=0, n_outputs=int(state.get("n_outputs", 1)))
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
-        self.model_ = model.eval()
-        self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]
-        self.n_failed_, self.best_epoch_, self.history_ = state["n_failed"], state["best_epoch"], state["history"]
+        return FineTuneModel(SmilesEncoder(self.config_), state["pooling"], int(state["head_hidden"]),
+                             float(self._param("dropout")), seed=0, n_outputs=int(state.get("n_outputs", 1)))

@@ -14,17 +14,14 @@ mean (regression), prevalence (binary) or class frequencies (multiclass), so OOF
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from uniqsar.models.base import JOINT, TASKS, PretrainedLearner
-from uniqsar.models.torch_trainer import (TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats,
-                                          to_predictions)
+from uniqsar.models.base import JOINT, FinetuneLearner
+from uniqsar.models.torch_trainer import TrainConfig, Trainer, masked_multitask_loss, scale_targets, target_stats
 from uniqsar.registry import register_learner
 
 from .model import Dropout, LinearHead, UniMol2, pool
@@ -72,55 +69,29 @@ class FineTuneModel(nn.Module):
 
 
 @register_learner
-class UniMol2Learner(PretrainedLearner):
+class UniMol2Learner(FinetuneLearner):
     key = "unimol2"
-    tasks = TASKS + (JOINT,)
     pretrained_module = "uniqsar.models.unimol2.pretrained"
     test_params: dict[str, Any] = {"weights": "random", "arch": {"layers": 2, "embed_dim": 32, "heads": 2, "pair_dim": 16,
                                                               "pair_hidden": 4},
                                    "epochs": 16, "lr": 3e-3, "head_lr_mult": 3.0, "batch_size": 8, "dropout": 0.0,
                                    "n_conformers": 1}
     test_size_caps: dict[str, Any] = {"epochs": 2}
-    defaults: dict[str, Any] = {
-        "lr": 3e-4,
-        "epochs": 16,
-        "dropout": 0.1,
-        "freeze_layers": 0,
-        "batch_size": 32,
-    }
-    fixed_defaults: dict[str, Any] = {
-        "weights": "default",
-        "arch": None,  # UniMol2Config overrides for random inits
-        # head input: "cls+mean" (CLS and mean atom vector) works from a random init, where the CLS vector barely
-        # varies between molecules (std ~0.002 vs scale ~0.8); "cls" is the unimol_tools head
-        "pooling": "cls+mean",
-        "weight_decay": 1e-2,
-        "head_lr_mult": 10.0,
-        "warmup_frac": 0.06,
+    defaults: dict[str, Any] = {**FinetuneLearner.defaults, "lr": 3e-4, "epochs": 16}
+    fixed_defaults: dict[str, Any] = {  # arch: UniMol2Config overrides
+        **FinetuneLearner.fixed_defaults,
         "patience": 4,
-        "grad_clip": 1.0,
         "n_conformers": 3,  # training augmentation + prediction average
         "conformer_seed": 42,
         "max_atoms": 128,
-        "valid_frac": 0.12,
-        "min_valid": 20,  # below this many training molecules no inner split: fixed epochs
-        "device": "cpu",
-        "verbose": False,
         # unimol_tools' freeze_layers: parameters whose name (as in unimol_tools' UniMolV2Model: "encoder",
         # "embed_tokens", "classification_head", ...) starts with one of these are frozen; freeze_reversed: the others
         "freeze_prefixes": None,
         "freeze_reversed": False,
     }
 
-    @staticmethod
-    def search_space(trial, task: str) -> dict[str, Any]:
-        return {
-            "lr": trial.suggest_float("lr", 1e-5, 1e-3, log=True),
-            "epochs": trial.suggest_int("epochs", 8, 32, step=4),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-            "freeze_layers": trial.suggest_int("freeze_layers", 0, 2),
-            "batch_size": trial.suggest_categorical("batch_size", [16, 32]),
-        }
+    search_ranges: dict[str, tuple] = {"lr": (1e-5, 1e-3), "epochs": (8, 32, 4), "dropout": (0.0, 0.3),
+                                       "freeze_layers": (0, 2), "batch_size": (16, 32)}
 
     # ------------------------------------------------------------------------------- features
     def _features(self, smiles):
@@ -247,7 +218,7 @@ class UniMol2Learner(PretrainedLearner):
         self.config_ = model.backbone.cfg.to_dict()
         return self
 
-    def _predict_raw(self, X) -> np.ndarray:
+    def predict_raw(self, X) -> np.ndarray:
         """Raw model outputs (standardized value / logit) averaged over conformers; NaN for failed molecules."""
         X = np.asarray(X, dtype=object).ravel()
         pairs = [(i, c) for i, confs in enumerate(self._features(X)) if confs for c in confs]
@@ -255,28 +226,13 @@ class UniMol2Learner(PretrainedLearner):
             self.model_, len(X), [i for i, _ in pairs], [c for _, c in pairs],
             [len(c["src_tokens"]) for _, c in pairs], self.n_threads)
 
-    def predict(self, X) -> np.ndarray:
-        return to_predictions(self.task, self._predict_raw(X), self.y_mean_, self.y_std_, self.fallback_,
-                              self.target_tasks)
-
     # ------------------------------------------------------------------------------- persistence
-    def _save_state(self, path: Path) -> None:
-        torch.save({k: v.detach().cpu() for k, v in self.model_.state_dict().items()}, path / "model.pt")
-        state = {"config": self.config_, "pooling": self.model_.pooling, "n_outputs": self.model_.n_outputs,
-                 "y_mean": self.y_mean_, "y_std": self.y_std_,
-                 "fallback": self.fallback_,
-                 "n_failed": self.n_failed_, "best_epoch": self.best_epoch_, "history": self.history_,
-                 "init_weights": self.init_weights_record()}
-        (path / "unimol2.json").write_text(json.dumps(state, indent=2, default=str))
+    def _state_record(self) -> dict:
+        return {"config": self.config_, "pooling": self.model_.pooling}
 
-    def _load_state(self, path: Path) -> None:
+    def _model_from_state(self, state: dict) -> FineTuneModel:
         from .config import UniMol2Config
 
-        state = json.loads((path / "unimol2.json").read_text())
-        model = FineTuneModel(UniMol2(UniMol2Config.from_dict(state["config"])), state["pooling"], seed=0,
-                              n_outputs=int(state.get("n_outputs", 1)))
-        model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True), strict=True)
-        self.model_ = model.eval()
         self.config_ = state["config"]
-        self.y_mean_, self.y_std_, self.fallback_ = state["y_mean"], state["y_std"], state["fallback"]
-        self.n_failed_, self.best_epoch_, self.history_ = state["n_failed"], state["best_epoch"], state["history"]
+        return FineTuneModel(UniMol2(UniMol2Config.from_dict(state["config"])), state["pooling"], seed=0,
+                             n_outputs=int(state.get("n_outputs", 1)))
