@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     from benchmarks.tdc.run import git_commit
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", required=True, help="pretrained checkpoint (or 'default')")
+    ap.add_argument("--weights", help="pretrained checkpoint (or 'default'); needed unless --merge")
     ap.add_argument("--tasks", nargs="+", default=TASKS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     ap.add_argument("--threads", type=int, default=1)
@@ -73,6 +73,8 @@ def main(argv=None) -> int:
                     help="only merge these result files (e.g. a seed run in parallel into its own --out) into OUT: "
                     "entries OUT lacks are copied with their seconds, and the command of each is kept")
     a = ap.parse_args(argv)
+    if not a.weights and not a.merge:
+        ap.error("--weights is required (or --merge to only merge result files)")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_suffix(".json")
