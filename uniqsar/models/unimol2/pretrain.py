@@ -198,8 +198,7 @@ def pretrain(recipe, corpus, out, *, resume: bool = False, max_steps: int | None
         return {k: v / n for k, v in sums.items()}
 
     def save_state():
-        save_training_state(ckpt_path, {"model": model}, opt, sched, rng, prog, total, r.to_dict(),
-                            **({"aux_head": aux_head.state_dict()} if aux_head is not None else {}))
+        save_training_state(ckpt_path, modules, opt, sched, rng, prog, total, r.to_dict())
 
     def batches(epoch: int, start: int):
         plan = epoch_batches(sizes, t.batch_size, t.max_pairs, np.random.default_rng([t.seed, 3, epoch]))
