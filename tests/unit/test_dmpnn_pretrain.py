@@ -152,6 +152,33 @@ def test_learner_starts_from_pretrained_encoder(run, tmp_path):
     np.testing.assert_allclose(loaded.predict(SMILES[40:50]), m.predict(SMILES[40:50]), rtol=1e-5)
 
 
+def test_standardized_encoder_start(run, tmp_path):
+    """standardize_encoder: the head sees each encoder dimension with mean 0 / sd 1 on the training molecules;
+    saved and loaded with the model; refused without pretrained weights."""
+    from uniqsar.models.dmpnn import DMPNN
+    from uniqsar.featurize.graph import smiles_to_graphs
+    from uniqsar.models.dmpnn.learner import collate
+
+    out, _ = run
+    y = np.log1p(np.arange(60.0))
+    m = DMPNN(task="regression", seed=0, weights=str(out / "checkpoint.pt"), standardize_encoder=True, epochs=1,
+              lr=1e-9, valid_frac=0.0)
+    m.fit(SMILES[:60], y)
+    assert m.arch_["standardize"] is True
+    b = collate(m._items(SMILES[:60], smiles_to_graphs(SMILES[:60]), range(60)))
+    with torch.no_grad():
+        Z = m.model_.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
+    Zs = ((Z - m.model_.mol_mean) / m.model_.mol_scale).numpy()
+    live = Z.std(dim=0).numpy() > 1e-4
+    np.testing.assert_allclose(Zs.mean(axis=0), 0, atol=1e-3)  # lr 1e-9: the encoder has not moved
+    np.testing.assert_allclose(Zs[:, live].std(axis=0), 1, atol=1e-3)
+    m.save(tmp_path / "m")
+    loaded = DMPNN.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(SMILES[60:70]), m.predict(SMILES[60:70]), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs pretrained weights"):
+        DMPNN(task="regression", seed=0, standardize_encoder=True, epochs=1, **TINY).fit(SMILES[:20], y[:20])
+
+
 def test_cli_embed_dmpnn(run, tmp_path, capsys):
     from uniqsar.cli import main
 

@@ -37,6 +37,12 @@ none); atom features 58 vs 72 (our element list differs; see ``uniqsar.featurize
 ``patience``, ``size_buckets`` / ``reshuffle`` select the older early-stopping / fixed-batch
 behaviour. On one CPU thread this is ~1.5 CPU-s per epoch per 700 molecules.
 
+Pretrained start (``weights = "default"`` or a checkpoint path): the encoder is loaded, the FFN head is new, the
+encoder learns at ``encoder_lr_mult`` x ``lr``. ``standardize_encoder=True`` (pretrained starts only) inserts a
+fixed per-dimension standardization of the molecule vector before the head, computed once from the pretrained
+encoder on the training molecules: a descriptor-pretrained encoder's vectors are ~20x the scale of a random
+init's (``benchmarks/pretrain/results/dmpnn_plan.md``), which a new head initialised for unit inputs fits badly.
+
 Invalid SMILES: dropped from training; NaN from ``predict``.
 """
 from __future__ import annotations
@@ -69,7 +75,8 @@ def _reverse(H: torch.Tensor) -> torch.Tensor:
 class DMPNNModel(nn.Module):
     def __init__(self, hidden_size: int = 300, depth: int = 3, dropout: float = 0.0,
                  ffn_hidden_size: int = 300, ffn_layers: int = 1, aggregation: str = "norm",
-                 n_extra: int = 0, aggregation_norm: float = 100.0, n_outputs: int = 1):
+                 n_extra: int = 0, aggregation_norm: float = 100.0, n_outputs: int = 1,
+                 standardize: bool = False):
         super().__init__()
         self.n_outputs = int(n_outputs)
         if depth < 1:
@@ -90,6 +97,23 @@ class DMPNNModel(nn.Module):
             width = ffn_hidden_size
         layers.append(nn.Linear(width, self.n_outputs))
         self.ffn = nn.Sequential(*layers)
+        if standardize:  # fixed per-dimension shift / scale of the molecule vector (set_standardization)
+            self.register_buffer("mol_mean", torch.zeros(hidden_size))
+            self.register_buffer("mol_scale", torch.ones(hidden_size))
+
+    @torch.no_grad()
+    def set_standardization(self, batches) -> None:
+        """Set the fixed shift / scale from ``encode`` over ``batches`` (dicts as ``collate`` makes): each
+        dimension then enters the head with mean 0 and standard deviation 1 on those molecules (a dimension that
+        is constant there keeps scale 1)."""
+        was = self.training
+        self.eval()
+        Z = torch.cat([self.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
+                       for b in batches])
+        self.train(was)
+        sd = Z.std(dim=0, unbiased=False)
+        self.mol_mean.copy_(Z.mean(dim=0))
+        self.mol_scale.copy_(torch.where(sd > 1e-6, sd, torch.ones_like(sd)))
 
     def encode(self, V, E, src, dst, rev, batch, n_atoms) -> torch.Tensor:
         """Molecule vectors ``(M, hidden)`` for a collated batch of M molecules."""
@@ -111,6 +135,8 @@ class DMPNNModel(nn.Module):
 
     def forward(self, V, E, src, dst, rev, batch, n_atoms, X_d=None) -> torch.Tensor:
         mol = self.encode(V, E, src, dst, rev, batch, n_atoms)
+        if hasattr(self, "mol_mean"):
+            mol = (mol - self.mol_mean) / self.mol_scale
         if X_d is not None:
             mol = torch.cat([mol, X_d], dim=1)                              # (M, h + d)
         out = self.ffn(mol)                                                 # (M, n_outputs)
@@ -212,7 +238,7 @@ class DMPNN(Learner):
         "lr": 1e-3, "schedule": "linear", "warmup_epochs": 2, "final_lr_ratio": 0.1, "weight_decay": 0.0,
         "epochs": 50, "batch_size": 64, "patience": None, "valid_frac": 0.1, "grad_clip": 10.0,
         "size_buckets": False, "reshuffle": True,
-        "weights": None, "encoder_lr_mult": 0.5,
+        "weights": None, "encoder_lr_mult": 0.5, "standardize_encoder": False,
     }
     needs_weights = True  # weights_identity: the encoder's start (pretrained, or a seeded random init)
     test_params: dict[str, Any] = {"hidden_size": 32, "ffn_hidden_size": 32, "depth": 2, "epochs": 40, "batch_size": 64,
@@ -268,14 +294,19 @@ class DMPNN(Learner):
     def _arch(self) -> dict[str, Any]:
         """The readout settings, saved with the model (a model keeps its readout if defaults change)."""
         p = self._p()
-        return {"aggregation": str(p["aggregation"]), "aggregation_norm": float(p["aggregation_norm"])}
+        arch = {"aggregation": str(p["aggregation"]), "aggregation_norm": float(p["aggregation_norm"])}
+        if p["standardize_encoder"]:
+            if not self._pretrained():
+                raise ValueError("dmpnn standardize_encoder needs pretrained weights (weights = 'default' or a path)")
+            arch["standardize"] = True
+        return arch
 
     def _build(self, n_extra: int, arch: dict | None = None, n_outputs: int = 1) -> DMPNNModel:
         p = self._p()
         arch = arch or self._arch()
         return DMPNNModel(int(p["hidden_size"]), int(p["depth"]), float(p["dropout"]),
                           int(p["ffn_hidden_size"]), int(p["ffn_layers"]), arch["aggregation"], n_extra,
-                          arch["aggregation_norm"], n_outputs)
+                          arch["aggregation_norm"], n_outputs, bool(arch.get("standardize", False)))
 
     def _trainer(self):
         p = self._p()
@@ -372,11 +403,13 @@ class DMPNN(Learner):
 
             state, _ = encoder_state(p["weights"])
             missing, unexpected = self.model_.load_state_dict(state, strict=False)
-            if unexpected or any(not k.startswith("ffn.") for k in missing):
+            if unexpected or any(not k.startswith(("ffn.", "mol_")) for k in missing):
                 raise ValueError(f"dmpnn: pretrained encoder {p['weights']!r} does not fit: missing {missing}, "
                                  f"unexpected {unexpected}")
             ident = identity(p["weights"])
             self.init_ = {k: ident.get(k) for k in ("name", "sha256", "provenance")}
+            if self.arch_.get("standardize"):  # training molecules only (the inner validation part excluded)
+                self.model_.set_standardization(collate(items[i:i + 256]) for i in range(0, len(items), 256))
         trainer = self._trainer()
         trainer.fit(self.model_, items, norm(y[rows]), sizes, valid=valid)
         self.model_.eval()
