@@ -16,6 +16,7 @@ A Morgan-count fingerprint row gives the scale of what a plain 2D baseline reach
         --pooling checkpoint mean --seeds 1 2 3 4 5 --out benchmarks/pretrain/results/probe_dmpnn
 
 Writes OUT.json (every score) and OUT.md (seed-1 table, the issue's criterion, plus the 5-seed means).
+Resumable: rerun the same command and the tasks already in OUT.json are kept.
 """
 from __future__ import annotations
 
@@ -132,7 +133,19 @@ def main(argv=None) -> int:
     results = {"command": "python " + " ".join(sys.argv), "commit": git_commit(), "model": a.model, "tasks": {},
                "specs": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in specs.items()},
                "seeds": a.seeds, "pooling": a.pooling}
+    old_path = Path(a.out).with_suffix(".json")
+    if old_path.exists():  # resume: tasks finished by a run with the same settings are kept
+        old = json.loads(old_path.read_text())
+        same = all(old.get(k) == results[k] for k in ("model", "specs", "seeds", "pooling"))
+        if not same:
+            raise SystemExit(f"{old_path} holds a probe with other settings (model, weights, seeds or pooling): "
+                             f"pick another --out, or delete it to start again")
+        results["tasks"] = old["tasks"]
+        results["resumed_from"] = old.get("resumed_from", []) + [{"command": old["command"], "commit": old["commit"]}]
     for task in a.tasks:
+        if task in results["tasks"]:
+            print(f"{task}: kept from {old_path}", file=sys.stderr, flush=True)
+            continue
         t0 = time.time()
         train_val, smiles, y = load_train_val(a.data_dir, task, a.n_jobs)
         splits = {s: tdc.train_valid_split(train_val, s) for s in a.seeds}
@@ -157,7 +170,9 @@ def report(results: dict) -> str:
     """One table per (probe model, pooling): rows = tasks, columns = views, seed 1 and the seed mean."""
     title = {"unimol2": "Uni-Mol2", "smiles_transformer": "SMILES-transformer",
              "dmpnn_emb": "D-MPNN encoder"}[results.get("model", "unimol2")]
-    lines = [f"# {title} embedding probe (TDC train -> valid, never test)", ""]
+    lines = [f"# {title} embedding probe (TDC train -> valid, never test)", "",
+             f"Command: `{results['command']}` (commit {results['commit']})", "",
+             *[f"Earlier tasks from: `{r['command']}` (commit {r['commit']})\n" for r in results.get("resumed_from", [])]]
     tasks = results["tasks"]
     first = next(iter(tasks.values()))
     views = list(first["scores"])
@@ -206,6 +221,17 @@ def criterion(results: dict) -> list[str]:
                             losses.append(f"{task} ({d1:+.3f})")
                     lines.append(f"| {spec} | {rnd} | {model} | {pooling} | {w1}/{len(tasks)} | {wm}/{len(tasks)} | "
                                  f"{', '.join(losses) or '-'} |")
+    lines += ["", "## Embeddings vs Morgan counts, same probe model (seed mean)", "",
+              "| weights | probe | pooling | wins vs morgan_count |", "|---|---|---|---|"]
+    for spec in specs:
+        for model in ("ridge", "lightgbm"):
+            for pooling in results["pooling"]:
+                wins = 0
+                for r in tasks.values():
+                    sign = 1 if get_metric(r["metric"]).greater_is_better else -1
+                    a, b = r["scores"][f"{spec}|{pooling}"], r["scores"]["morgan_count"]
+                    wins += sign * (np.mean([a[x][model] for x in seeds]) - np.mean([b[x][model] for x in seeds])) > 0
+                lines.append(f"| {spec} | {model} | {pooling} | {wins}/{len(tasks)} |")
     return lines + [""]
 
 
