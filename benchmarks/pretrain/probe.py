@@ -116,8 +116,22 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "tdc_admet_group"))
     ap.add_argument("--out", required=True, help="output path without extension")
     ap.add_argument("--report-only", action="store_true", help="rewrite OUT.md from an existing OUT.json")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="only merge these result files (same settings, other tasks; e.g. one process per core with "
+                    "disjoint --tasks) into OUT.json and rewrite OUT.md")
     a = ap.parse_args(argv)
 
+    if a.merge:
+        parts = [json.loads(Path(f).read_text()) for f in a.merge]
+        keys = ("model", "specs", "seeds", "pooling")
+        if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts):
+            raise SystemExit("--merge: the files were run with different settings (model, weights, seeds or pooling)")
+        results = {**parts[0], "tasks": {}, "merged": [{"file": str(f), "command": q["command"], "commit": q["commit"]}
+                                                      for f, q in zip(a.merge, parts)]}
+        for q in parts:
+            results["tasks"].update({t: r for t, r in q["tasks"].items() if t not in results["tasks"]})
+        Path(a.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+        a.report_only = True
     if a.report_only:
         results = json.loads(Path(a.out).with_suffix(".json").read_text())
         Path(a.out).with_suffix(".md").write_text(report(results))
@@ -172,7 +186,8 @@ def report(results: dict) -> str:
              "dmpnn_emb": "D-MPNN encoder"}[results.get("model", "unimol2")]
     lines = [f"# {title} embedding probe (TDC train -> valid, never test)", "",
              f"Command: `{results['command']}` (commit {results['commit']})", "",
-             *[f"Earlier tasks from: `{r['command']}` (commit {r['commit']})\n" for r in results.get("resumed_from", [])]]
+             *[f"Earlier tasks from: `{r['command']}` (commit {r['commit']})\n" for r in results.get("resumed_from", [])],
+             *[f"Merged from `{m['file']}`: `{m['command']}` (commit {m['commit']})\n" for m in results.get("merged", [])]]
     tasks = results["tasks"]
     first = next(iter(tasks.values()))
     views = list(first["scores"])
