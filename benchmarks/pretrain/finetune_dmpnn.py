@@ -125,8 +125,13 @@ def main(argv=None) -> int:
     path = out.with_suffix(".json")
     res = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
     if a.merge:
+        res.setdefault("command", "python " + " ".join(sys.argv))  # a new OUT made by merging only
+        res.setdefault("commit", git_commit())
         for other in map(Path, a.merge):
             o = json.loads(other.read_text())
+            for key in ("weights", "params"):  # the pretrained variant's, from the file that ran it
+                if o.get(key) and any("pretrained" in r for r in o["tasks"].values()):
+                    res.setdefault(key, o[key])
             for task, r in o["tasks"].items():
                 mine = res["tasks"].setdefault(task, {"metric": r["metric"]})
                 for key, vals in r.items():
