@@ -46,10 +46,7 @@ def report(res: dict) -> str:
              f"Command: `{res['command']}` (commit {res['commit']})", "",
              *[f"Merged from `{m['file']}`: `{m['command']}` (commit {m['commit']})\n" for m in res.get("merged", [])],
              *([f"Pretrained variant parameters: `{json.dumps(res['params'])}`\n"] if res.get("params") else []),
-             *([f"Scratch scores reused from `{res['scratch_from']['file']}` (`{res['scratch_from']['command']}`, "
-                f"commit {res['scratch_from']['commit']}); {res['scratch_from']['check']['task']} seed "
-                f"{res['scratch_from']['check']['seed']} refitted here reproduced "
-                f"{res['scratch_from']['check']['score']:.6f}\n"] if res.get("scratch_from") else []),
+             *[f"Earlier invocation: `{r['command']}` (commit {r['commit']})\n" for r in res.get("earlier_runs", [])],
              "| task | metric | scratch | pretrained | seeds | pretrained better |", "|---|---|---|---|---|---|"]
     wins = n = 0
     for task, r in res["tasks"].items():
@@ -63,38 +60,6 @@ def report(res: dict) -> str:
         lines.append(f"| {task} | {r['metric']} | {a:.3f} | {b:.3f} | {len(seeds)} | {'yes' if better else 'no'} |")
     lines += ["", f"Pretrained better on **{wins} of {n}** tasks (means over the seeds both variants finished)."]
     return "\n".join(lines) + "\n"
-
-
-def reuse_scratch(res: dict, src: Path, a) -> None:
-    """Copy the scratch scores (and their seconds) of ``src`` for the requested tasks and seeds into ``res``,
-    after refitting its first (task, seed) here: the learner must reproduce it to 1e-9 (same code, same seed;
-    the fit is deterministic on CPU), so the reused scores are those this run would have produced."""
-    old = json.loads(src.read_text())
-    done = [(old["tasks"][t].get("seconds", {}).get(f"scratch/{s}") or 0.0, t, s) for s in a.seeds for t in a.tasks
-            if str(s) in old["tasks"].get(t, {}).get("scratch", {})]
-    if not done:
-        raise SystemExit(f"--reuse-scratch: {src} has no scratch score for these tasks and seeds")
-    _, task, seed = min(done)  # the quickest one is refitted
-    train_val, smiles, y = load_train_val(a.data_dir, task)
-    tr, va = tdc.train_valid_split(train_val, seed)
-    now = fit_score(task, smiles, y, tr, va, seed, None, a.threads)
-    was = old["tasks"][task]["scratch"][str(seed)]
-    if abs(now - was) > 1e-9:
-        raise SystemExit(f"--reuse-scratch: {task} seed {seed} scores {now!r} now, {was!r} in {src}: not reusable")
-    n = 0
-    for t in a.tasks:
-        o = old["tasks"].get(t, {})
-        r = res["tasks"].setdefault(t, {"metric": tdc.task_info(t).metric})
-        for s in map(str, a.seeds):
-            if s in o.get("scratch", {}) and s not in r.get("scratch", {}):
-                r.setdefault("scratch", {})[s] = o["scratch"][s]
-                r.setdefault("seconds", {})[f"scratch/{s}"] = o.get("seconds", {}).get(f"scratch/{s}")
-                n += 1
-    res["scratch_from"] = {"file": str(src.resolve().relative_to(ROOT) if src.resolve().is_relative_to(ROOT) else src),
-                           "command": old.get("command"), "commit": old.get("commit"),
-                           "check": {"task": task, "seed": seed, "score": now}}
-    print(f"reused {n} scratch scores from {src} ({task} seed {seed} reproduced: {now:.6f})", file=sys.stderr,
-          flush=True)
 
 
 def main(argv=None) -> int:
@@ -112,9 +77,6 @@ def main(argv=None) -> int:
                     "entries OUT lacks are copied with their seconds, and the command of each is kept")
     ap.add_argument("--params", type=json.loads, default={}, metavar="JSON",
                     help='extra dmpnn parameters of the pretrained variant, e.g. \'{"standardize_encoder": true}\'')
-    ap.add_argument("--reuse-scratch", metavar="JSON",
-                    help="take the scratch scores from this earlier result file instead of refitting them; the "
-                    "first (task, seed) is refitted and must reproduce its score, else the run stops")
     ap.add_argument("--only", choices=["scratch", "pretrained"],
                     help="fit one variant only (e.g. scratch in one process, pretrained in another; then --merge)")
     a = ap.parse_args(argv)
@@ -142,10 +104,9 @@ def main(argv=None) -> int:
         out.with_suffix(".md").write_text(report(res))
         print(report(res))
         return 0
+    if "command" in res:  # a resumed file keeps every invocation that filled it (code may differ between them)
+        res.setdefault("earlier_runs", []).append({"command": res["command"], "commit": res["commit"]})
     res.update(command="python " + " ".join(sys.argv), commit=git_commit(), weights=a.weights, params=a.params)
-    if a.reuse_scratch:
-        reuse_scratch(res, Path(a.reuse_scratch), a)
-        path.write_text(json.dumps(res, indent=1))
     for seed in a.seeds:  # seed-major: every task gets seed 1 before any gets seed 2
         for task in a.tasks:
             train_val, smiles, y = load_train_val(a.data_dir, task)
