@@ -102,6 +102,10 @@ def probe_models(task: str, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np
     return {name: score(metric, y[va], pred) for name, pred in probe_predictions(task, X, y, tr, va, seed).items()}
 
 
+#: what two result files must share to be resumed or merged into one
+SETTINGS = ("model", "specs", "seeds", "pooling")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="unimol2", choices=["unimol2", "smiles_transformer", "dmpnn_emb"])
@@ -123,8 +127,7 @@ def main(argv=None) -> int:
 
     if a.merge:
         parts = [json.loads(Path(f).read_text()) for f in a.merge]
-        keys = ("model", "specs", "seeds", "pooling")
-        if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts):
+        if any(any(q.get(k) != parts[0].get(k) for k in SETTINGS) for q in parts):
             raise SystemExit("--merge: the files were run with different settings (model, weights, seeds or pooling)")
         results = {**parts[0], "tasks": {}, "merged": [{"file": str(f), "command": q["command"], "commit": q["commit"]}
                                                       for f, q in zip(a.merge, parts)]}
@@ -150,7 +153,7 @@ def main(argv=None) -> int:
     old_path = Path(a.out).with_suffix(".json")
     if old_path.exists():  # resume: tasks finished by a run with the same settings are kept
         old = json.loads(old_path.read_text())
-        same = all(old.get(k) == results[k] for k in ("model", "specs", "seeds", "pooling"))
+        same = all(old.get(k) == results[k] for k in SETTINGS)
         if not same:
             raise SystemExit(f"{old_path} holds a probe with other settings (model, weights, seeds or pooling): "
                              f"pick another --out, or delete it to start again")

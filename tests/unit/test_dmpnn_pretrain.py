@@ -167,7 +167,7 @@ def test_standardized_encoder_start(run, tmp_path):
     assert m.arch_["standardize"] is True
     b = collate(m._items(SMILES[:60], smiles_to_graphs(SMILES[:60]), range(60)))
     with torch.no_grad():
-        Z = m.model_.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
+        Z = m.model_.encode_batch(b)
     Zs = ((Z - m.model_.mol_mean) / m.model_.mol_scale).numpy()
     live = Z.std(dim=0).numpy() > 1e-4
     np.testing.assert_allclose(Zs.mean(axis=0), 0, atol=1e-3)  # lr 1e-9: the encoder has not moved

@@ -75,7 +75,7 @@ def encode_smiles(encoder, smiles: Sequence[str], batch_size: int = 256, n_threa
                 if not rows:
                     continue
                 b = {k: torch.from_numpy(v) for k, v in collate_graphs([graphs[j] for j in rows]).items()}
-                z = encoder.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
+                z = encoder.encode_batch(b)
                 if mean and encoder.aggregation != "mean":  # undo the sum / norm readout, divide by atom count
                     scale = encoder.aggregation_norm if encoder.aggregation == "norm" else 1.0
                     z = z * scale / b["n_atoms"].clamp(min=1).unsqueeze(1).to(z.dtype)

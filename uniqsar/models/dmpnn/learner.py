@@ -108,8 +108,7 @@ class DMPNNModel(nn.Module):
         is constant there keeps scale 1)."""
         was = self.training
         self.eval()
-        Z = torch.cat([self.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
-                       for b in batches])
+        Z = torch.cat([self.encode_batch(b) for b in batches])
         self.train(was)
         sd = Z.std(dim=0, unbiased=False)
         self.mol_mean.copy_(Z.mean(dim=0))
@@ -132,6 +131,10 @@ class DMPNNModel(nn.Module):
         elif self.aggregation == "norm":
             mol = mol / self.aggregation_norm
         return mol
+
+    def encode_batch(self, b: dict) -> torch.Tensor:
+        """``encode`` of a batch dict as ``collate_graphs`` / ``collate`` make it (tensors)."""
+        return self.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])
 
     def forward(self, V, E, src, dst, rev, batch, n_atoms, X_d=None) -> torch.Tensor:
         mol = self.encode(V, E, src, dst, rev, batch, n_atoms)

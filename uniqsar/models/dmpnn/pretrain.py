@@ -206,7 +206,7 @@ class PretrainNet(nn.Module):
                                   nn.Linear(spec.head_hidden, n_desc + n_bits))
 
     def forward(self, b: dict) -> torch.Tensor:
-        z = self.encoder.encode(b["V"], b["E"], b["src"], b["dst"], b["rev"], b["batch"], b["n_atoms"])  # (M, h)
+        z = self.encoder.encode_batch(b)  # (M, h)
         return self.head(z)                                                                         # (M, d + bits)
 
 
