@@ -284,3 +284,28 @@ def test_default_preset_has_the_members_the_selection_rule_chose():
     assert r.top_trials == 1 and r.shrink == 0.5 and not r.drop_models
     assert sum(m.n_trials for m in r.models) <= 25
     assert not any(f.key == "unimol2" for f in r.featurizers)
+
+
+def test_tracks_recipe_default_dmpnn_restacks_exactly_the_default_preset():
+    """benchmarks/tracks/default_dmpnn.toml's `default` subset must be the shipped preset (the joining rule
+    compares against it), and its candidate subsets add only their own models."""
+    import importlib.util
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("tracks_run", repo / "benchmarks" / "tracks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    bench = tomllib.loads((repo / "benchmarks" / "tracks" / "default_dmpnn.toml").read_text())
+    default = load_recipe("default")
+    sub = recipe_from_dict(run.subset_recipe(bench, ["default"]))
+    assert sub.models == default.models
+    assert [f for f in sub.featurizers if f.key != "dmpnn_emb"] == list(default.featurizers)
+    assert dataclasses.replace(sub, name="default", description=default.description, featurizers=()) \
+        == dataclasses.replace(default, featurizers=())
+    ft = recipe_from_dict(run.subset_recipe(bench, ["default", "dmpnn_ft"]))
+    assert [m.id for m in ft.models if m not in default.models] == ["dmpnn_ft"]
+    assert run.plan_subsets(bench, None) == [["default"], ["default", "dmpnn_emb"],
+                                             ["default", "dmpnn_emb", "dmpnn_ft"]]
+    with pytest.raises(SystemExit, match="every track"):
+        run.plan_subsets(bench, ["default", "default+dmpnn_emb"])
