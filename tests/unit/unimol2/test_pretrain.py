@@ -151,6 +151,18 @@ def test_corpus_offset_and_limit(tmp_path, corpus):
     assert read_corpus(smi, offset=20, verbose=False)[0] == [canonical_forms(s)[0] for s in SMILES[20:]]
 
 
+def test_corpus_canonicalization_prints_progress(tmp_path, monkeypatch, capsys):
+    """A 500k corpus takes minutes to canonicalize: progress lines, not silence."""
+    from uniqsar.models.unimol2 import pretrain_data
+
+    path = tmp_path / "big.csv"
+    path.write_text("smiles\n" + "\n".join(SMILES * (2100 // len(SMILES) + 1)) + "\n")
+    monkeypatch.setattr(pretrain_data, "PROGRESS_EVERY_S", 0.0)
+    read_corpus(path, verbose=True)
+    err = capsys.readouterr().err
+    assert "corpus: canonicalized 1000/" in err and "corpus: canonicalized 2000/" in err and "s left)" in err
+
+
 def test_recipe_validation():
     with pytest.raises(ValueError, match="unknown key"):
         recipe_from_dict({"train": {"max_step": 3}})

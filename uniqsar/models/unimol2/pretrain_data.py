@@ -117,6 +117,9 @@ def hash_split(smiles: list[str], val_fraction: float, seed: int) -> np.ndarray:
     return np.asarray(h) < val_fraction
 
 
+PROGRESS_EVERY_S = 30.0  # seconds between progress lines while a corpus is canonicalized
+
+
 def read_corpus(path, *, smiles_col=None, limit=None, subsample=None, seed=0, exclude=(), val_fraction=0.02,
                 verbose=True, offset=0) -> tuple[list[str], np.ndarray, dict]:
     """Canonical, deduplicated corpus with excluded molecules removed. Returns (smiles, is_val, stats)."""
@@ -133,7 +136,13 @@ def read_corpus(path, *, smiles_col=None, limit=None, subsample=None, seed=0, ex
     blocked = load_exclusions(exclude)
     seen, smiles = set(), []
     n_invalid = n_excluded = n_dup = 0
-    for s in raw:
+    t0 = last = time.time()
+    for i, s in enumerate(raw):
+        if verbose and i and i % 1000 == 0 and time.time() - last >= PROGRESS_EVERY_S:
+            last = time.time()
+            rate = i / (last - t0)
+            print(f"corpus: canonicalized {i}/{len(raw)} rows ({rate:.0f}/s, ~{(len(raw) - i) / rate:.0f}s left)",
+                  file=sys.stderr, flush=True)
         canon, noniso = canonical_forms(s)
         if canon is None:
             n_invalid += 1
